@@ -1,0 +1,158 @@
+"""Dataset registry: fetchers discovered from the ``skface.datasets`` entry-point group."""
+
+import functools
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+
+from ._home import get_data_home
+
+ENTRY_POINT_GROUP = "skface.datasets"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the registry knows about a dataset besides its fetcher.
+
+    Parameters
+    ----------
+    folder : str
+        Sub-folder of the data home that holds the dataset's files.
+    required : tuple of str
+        Paths (relative to ``folder``) that must exist for the dataset to
+        count as present; a trailing ``/`` means a non-empty folder.
+    citation : str
+        How to cite the dataset (and its terms of use, in short).
+    """
+
+    folder: str
+    required: tuple = ()
+    citation: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def path(self, data_home=None):
+        return get_data_home(data_home) / self.folder
+
+    def is_present(self, data_home=None):
+        root = self.path(data_home)
+        if not root.is_dir():
+            return False
+        for rel in self.required:
+            target = root / rel
+            if rel.endswith("/"):
+                if not target.is_dir() or next(target.iterdir(), None) is None:
+                    return False
+            elif not target.exists():
+                return False
+        return True
+
+    def size_on_disk(self, data_home=None):
+        """Total bytes of the dataset's folder (0 when absent)."""
+        import os
+
+        root = self.path(data_home)
+        total = 0
+        for dirpath, _, filenames in os.walk(root):
+            for name in filenames:
+                try:
+                    total += os.stat(os.path.join(dirpath, name)).st_size
+                except OSError:  # a dangling link is not worth failing a listing for
+                    pass
+        return total
+
+
+def dataset(*, folder, required=(), citation=""):
+    """Attach a :class:`DatasetInfo` to a fetcher so the registry can describe it."""
+
+    def decorate(func):
+        func.dataset_info = DatasetInfo(folder=folder, required=tuple(required), citation=citation)
+        return func
+
+    return decorate
+
+
+@functools.lru_cache(maxsize=None)
+def _discover():
+    """Load every entry point of the group once; a broken one warns and is skipped."""
+    found = {}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in found:
+            warnings.warn(
+                f"skface dataset plugin {ep.name!r} ({ep.value}) is declared more than once; "
+                "keeping the first one found.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            continue
+        try:
+            fetcher = ep.load()
+        except Exception as exc:  # a third party's bug must not break the other datasets
+            warnings.warn(
+                f"skface dataset plugin {ep.name!r} ({ep.value}) failed to load and is "
+                f"skipped: {type(exc).__name__}: {exc}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            continue
+        if not callable(fetcher):
+            warnings.warn(
+                f"skface dataset plugin {ep.name!r} ({ep.value}) is not callable and is skipped.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            continue
+        found[ep.name] = fetcher
+    return found
+
+
+def list_datasets():
+    """Names of every registered dataset, sorted.
+
+    Returns
+    -------
+    names : list of str
+    """
+    return sorted(_discover())
+
+
+def get_fetcher(name):
+    """Return the fetch function registered under ``name``.
+
+    Raises
+    ------
+    ValueError
+        If no dataset of that name is registered; the message lists the
+        available names.
+    """
+    fetchers = _discover()
+    try:
+        return fetchers[name]
+    except KeyError:
+        available = ", ".join(sorted(fetchers)) or "(none)"
+        raise ValueError(
+            f"Unknown dataset {name!r}. Available datasets: {available}. "
+            f"Third-party datasets register under the {ENTRY_POINT_GROUP!r} entry-point group."
+        ) from None
+
+
+def get_dataset_info(name):
+    """The :class:`DatasetInfo` of a registered dataset, or None for a plugin without one."""
+    return getattr(get_fetcher(name), "dataset_info", None)
+
+
+def fetch(name, **kwargs):
+    """Fetch a registered dataset by name: ``fetch("lfw_people", min_faces_per_person=70)``.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`list_datasets`.
+    **kwargs
+        Passed to the dataset's fetcher.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch or tuple
+        Whatever the fetcher returns.
+    """
+    return get_fetcher(name)(**kwargs)
