@@ -16,7 +16,10 @@ class ChecksumError(ValueError):
 
 @functools.lru_cache(maxsize=None)
 def _registry():
-    """Parse ``registry.txt``: ``<file> sha256:<hash> <url>`` per line."""
+    """Parse ``registry.txt``: ``<file> sha256:<hash> <url>`` per line.
+
+    md5 is accepted only for the few files with no published sha256.
+    """
     text = resources.files("skface.datasets").joinpath("registry.txt").read_text()
     entries = {}
     for line in text.splitlines():
@@ -24,10 +27,15 @@ def _registry():
         if not line or line.startswith("#"):
             continue
         fname, known_hash, url = line.split()
-        if not known_hash.startswith("sha256:"):
-            raise ValueError(f"registry.txt: {fname} must be pinned by sha256, got {known_hash!r}")
+        if not known_hash.startswith(("sha256:", "md5:")):
+            raise ValueError(f"registry.txt: {fname} must be pinned by a hash, got {known_hash!r}")
         entries[fname] = (known_hash, url)
     return entries
+
+
+def is_registered(filename):
+    """Whether ``filename`` can be downloaded (it is pinned in ``registry.txt``)."""
+    return filename in _registry()
 
 
 def remote_url(filename):
