@@ -4,7 +4,6 @@ import functools
 import os
 import tarfile
 import zipfile
-from importlib import resources
 from pathlib import Path
 
 MIRROR_ENV = "SKFACE_MIRROR"
@@ -20,7 +19,7 @@ def _registry():
 
     md5 is accepted only for the few files with no published sha256.
     """
-    text = resources.files("skface.datasets").joinpath("registry.txt").read_text()
+    text = Path(__file__).with_name("registry.txt").read_text()
     entries = {}
     for line in text.splitlines():
         line = line.strip()
@@ -175,8 +174,10 @@ def ensure_files(folder, needed, *, remote=(), download_if_missing=True, dataset
     missing = [rel for rel in needed if not (folder / rel).exists()]
     if not missing:
         return folder
-    urls = [remote_url(f) for f in remote] or ([manual_url] if manual_url else [])
-    where = ", ".join(urls) if urls else "the dataset's official site"
+    sources = [
+        f"{f} from {remote_url(f)}" + (", extracted" if _is_archive(f) else "") for f in remote
+    ]
+    where = "; ".join(sources) or manual_url or "the dataset's official site"
     if not download_if_missing or not remote:
         reason = (
             "download_if_missing=False"
@@ -185,7 +186,7 @@ def ensure_files(folder, needed, *, remote=(), download_if_missing=True, dataset
         )
         raise FileNotFoundError(
             f"{dataset}: missing {', '.join(missing)} in {folder} ({reason}). "
-            f"Put the files there (from {where}), or point data_home / the "
+            f"Put them there ({where}), or point data_home / the "
             f"SKFACE_DATA environment variable at a folder that has them."
         )
     for fname in remote:

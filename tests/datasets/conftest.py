@@ -1,0 +1,49 @@
+"""Builders of tiny dataset folders in the real LFW layout."""
+
+import numpy as np
+import pytest
+
+# Three people: Alice has 3 images, Bob 2, Carol 1.
+LFW_PEOPLE = {"Alice_Smith": 3, "Bob_Jones": 2, "Carol_White": 1}
+
+
+def write_jpeg(path, rng, size=(250, 250)):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=95)
+
+
+def build_lfw(root, variant_dir="lfw-deepfunneled"):
+    """Write an LFW folder (images, View 1 and View 2 files, gender lists) under ``root``."""
+    rng = np.random.default_rng(0)
+    lfw = root / "lfw"
+    for person, count in LFW_PEOPLE.items():
+        for i in range(1, count + 1):
+            write_jpeg(lfw / variant_dir / person / f"{person}_{i:04d}.jpg", rng)
+    (lfw / "peopleDevTrain.txt").write_text("2\nAlice_Smith\t3\nCarol_White\t1\n")
+    (lfw / "peopleDevTest.txt").write_text("1\nBob_Jones\t2\n")
+    (lfw / "pairsDevTrain.txt").write_text(
+        "1\nAlice_Smith\t1\t2\nAlice_Smith\t3\tCarol_White\t1\n"
+    )
+    (lfw / "pairsDevTest.txt").write_text("1\nBob_Jones\t1\t2\nBob_Jones\t1\tAlice_Smith\t2\n")
+    # View 2: 10 folds of 1 matched + 1 mismatched pair.
+    folds = ["10\t1"]
+    for k in range(10):
+        folds.append(f"Alice_Smith\t{1 + k % 2}\t3")
+        folds.append(f"Bob_Jones\t{1 + k % 2}\tCarol_White\t1")
+    (lfw / "pairs.txt").write_text("\n".join(folds) + "\n")
+    gender = lfw / "gender"
+    gender.mkdir()
+    # Carol_White_0001 is in both lists (conflict); Bob_Jones_0002 in neither.
+    (gender / "male_names.txt").write_text("Bob_Jones_0001.jpg\nCarol_White_0001.jpg\n")
+    (gender / "female_names.txt").write_text(
+        "Alice_Smith_0001.jpg\nAlice_Smith_0002.jpg\nAlice_Smith_0003.jpg\nCarol_White_0001.jpg\n"
+    )
+    return root
+
+
+@pytest.fixture
+def lfw_home(tmp_path):
+    return build_lfw(tmp_path / "home")

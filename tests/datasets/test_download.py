@@ -1,0 +1,138 @@
+import io
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+
+from skface.datasets import ChecksumError, fetch_lfw_people
+from skface.datasets._download import download, ensure_files, safe_extract
+
+from .conftest import build_lfw
+
+
+def _tgz(path, root, arcname):
+    with tarfile.open(path, "w:gz") as tf:
+        tf.add(root, arcname=arcname)
+    return path
+
+
+@pytest.mark.network
+def test_download_from_local_mirror_verifies_and_keeps_file(mirror, tmp_path):
+    src = tmp_path / "pairs.txt"
+    src.write_text("10\t300\n")
+    mirror(src)
+    path = download("pairs.txt", tmp_path / "home")
+    assert path.read_text() == "10\t300\n"
+
+
+@pytest.mark.network
+def test_download_checksum_mismatch_raises_and_deletes_file(mirror, tmp_path):
+    src = tmp_path / "pairs.txt"
+    src.write_text("tampered\n")
+    mirror(src, sha256="0" * 64)
+    dest = tmp_path / "home"
+    with pytest.raises(ChecksumError, match="pairs.txt.*does not match"):
+        download("pairs.txt", dest)
+    assert not (dest / "pairs.txt").exists()
+    assert list(dest.iterdir()) == []  # no temporary leftovers either
+
+
+@pytest.mark.network
+def test_fetch_lfw_people_missing_downloads_archive_from_mirror(mirror, tmp_path):
+    built = build_lfw(tmp_path / "built")
+    archive = _tgz(tmp_path / "lfw-deepfunneled.tgz", built / "lfw" / "lfw-deepfunneled", "lfw-deepfunneled")
+    mirror(archive)
+    for name in ("peopleDevTest.txt",):
+        mirror(built / "lfw" / name)
+    home = tmp_path / "home"
+    bunch = fetch_lfw_people(data_home=home, subset="dev_test")
+    assert bunch.images.shape == (2, 62, 47)
+    assert (home / "lfw" / "lfw-deepfunneled" / "Bob_Jones").is_dir()
+    assert not (home / "lfw" / "lfw-deepfunneled.tgz").exists()  # archive removed after extraction
+
+
+def test_ensure_files_no_download_names_folder_files_and_url(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        ensure_files(tmp_path, ["pairs.txt"], remote=["pairs.txt"], download_if_missing=False, dataset="LFW")
+    msg = str(err.value)
+    assert str(tmp_path) in msg and "pairs.txt" in msg and "https://ndownloader.figshare.com/files/5976006" in msg
+
+
+def test_ensure_files_manual_dataset_names_page(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cannot be downloaded automatically.*kaggle.com"):
+        ensure_files(tmp_path, ["training.csv"], dataset="Kaggle", manual_url="https://www.kaggle.com/c/x")
+
+
+def _evil_tar(path, member_name, kind="file", linkname=None):
+    with tarfile.open(path, "w") as tf:
+        info = tarfile.TarInfo(member_name)
+        if kind == "symlink":
+            info.type = tarfile.SYMTYPE
+            info.linkname = linkname
+            tf.addfile(info)
+        else:
+            data = b"pwned"
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "member, kind, linkname",
+    [
+        ("../escaped.txt", "file", None),
+        ("/tmp/skface_absolute_escape.txt", "file", None),
+        ("faces/../../escaped.txt", "file", None),
+        ("faces/link", "symlink", "../../outside"),
+    ],
+)
+def test_safe_extract_tar_member_escaping_target_rejected(tmp_path, member, kind, linkname):
+    archive = _evil_tar(tmp_path / "evil.tar", member, kind, linkname)
+    dest = tmp_path / "dest"
+    with pytest.raises(ValueError, match="outside"):
+        safe_extract(archive, dest)
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not any(dest.rglob("*"))  # nothing written before the check
+
+
+def test_safe_extract_zip_member_escaping_target_rejected(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ok.txt", "fine")
+        zf.writestr("../escaped.txt", "pwned")
+    with pytest.raises(ValueError, match="outside"):
+        safe_extract(archive, tmp_path / "dest")
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_safe_extract_normal_archive_extracts(tmp_path):
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "b.txt").write_text("hello")
+    archive = _tgz(tmp_path / "ok.tgz", src, "top")
+    safe_extract(archive, tmp_path / "dest")
+    assert (tmp_path / "dest" / "top" / "a" / "b.txt").read_text() == "hello"
+
+
+def test_cached_arrays_key_changes_with_params(tmp_path):
+    from skface.datasets._cache import cached_arrays
+
+    calls = []
+
+    def compute(v):
+        def inner():
+            calls.append(v)
+            return {"x": np.full(3, v)}
+        return inner
+
+    src = tmp_path / "src"
+    src.mkdir()
+    a = cached_arrays("t", {"v": 1}, src, compute(1), cache_home=tmp_path / "c")
+    b = cached_arrays("t", {"v": 1}, src, compute(1), cache_home=tmp_path / "c")
+    c = cached_arrays("t", {"v": 2}, src, compute(2), cache_home=tmp_path / "c")
+    assert calls == [1, 2]
+    assert a["x"].tolist() == b["x"].tolist() == [1, 1, 1] and c["x"].tolist() == [2, 2, 2]
+    (src / "new_file").touch()  # the source folder changed: decode again
+    cached_arrays("t", {"v": 1}, src, compute(1), cache_home=tmp_path / "c")
+    assert calls == [1, 2, 1]
