@@ -4,7 +4,11 @@ from ._celeba import fetch_celeba
 from ._download import ChecksumError
 from ._home import get_cache_home, get_data_home
 from ._imdb_wiki import fetch_imdb_wiki
-from ._keypoints import fetch_facial_keypoints, fetch_youtube_faces_keypoints
+from ._keypoints import (
+    fetch_facial_keypoints,
+    fetch_youtube_faces_keypoints,
+    write_keypoints_submission,
+)
 from ._lfw import fetch_lfw_gender, fetch_lfw_pairs, fetch_lfw_people
 from ._olivetti import fetch_olivetti_faces
 from ._orl import fetch_orl_faces
@@ -30,4 +34,5 @@ __all__ = [
     "get_dataset_info",
     "get_fetcher",
     "list_datasets",
+    "write_keypoints_submission",
 ]

@@ -55,7 +55,12 @@ def cached_arrays(name, params, source, compute, *, cache_home=None):
     folder = get_cache_home(cache_home) / name / cache_key(name, params, source)
     if (folder / "_complete").exists():
         try:
-            return {p.stem: np.load(p, allow_pickle=False) for p in folder.glob("*.npy")}
+            # Copy-on-write maps: a warm load costs no read of the whole array, and
+            # callers still get writable arrays (changes never reach the cache).
+            return {
+                p.stem: np.load(p, mmap_mode="c", allow_pickle=False)
+                for p in folder.glob("*.npy")
+            }
         except (OSError, ValueError):  # a damaged entry is rebuilt, not trusted
             shutil.rmtree(folder, ignore_errors=True)
     arrays = compute()
