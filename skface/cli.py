@@ -49,12 +49,17 @@ def _cmd_fetch(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="skface", description=__doc__)
-    parser.add_argument("--data-home", default=None, help="data home (default: $SKFACE_DATA or ~/skface_data)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-home", default=None, help="data home (default: $SKFACE_DATA or ~/skface_data)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("datasets", help="list every registered dataset")
+    p = sub.add_parser("datasets", parents=[common], help="list every registered dataset")
     p.add_argument("--full", action="store_true", help="print whole citations")
     p.set_defaults(func=_cmd_datasets)
-    p = sub.add_parser("fetch", help="fetch one dataset into the cache and print its shapes")
+    p = sub.add_parser(
+        "fetch", parents=[common], help="fetch one dataset into the cache and print its shapes"
+    )
     p.add_argument("name")
     p.set_defaults(func=_cmd_fetch)
     args = parser.parse_args(argv)

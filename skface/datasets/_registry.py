@@ -1,6 +1,7 @@
 """Dataset registry: fetchers discovered from the ``skface.datasets`` entry-point group."""
 
 import functools
+import os
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -20,7 +21,8 @@ class DatasetInfo:
         Sub-folder of the data home that holds the dataset's files.
     required : tuple of str
         Paths (relative to ``folder``) that must exist for the dataset to
-        count as present; a trailing ``/`` means a non-empty folder.
+        count as present; a trailing ``/`` means a non-empty folder, and
+        ``"a|b"`` means either of two layouts.
     citation : str
         How to cite the dataset (and its terms of use, in short).
     """
@@ -37,19 +39,12 @@ class DatasetInfo:
         root = self.path(data_home)
         if not root.is_dir():
             return False
-        for rel in self.required:
-            target = root / rel
-            if rel.endswith("/"):
-                if not target.is_dir() or next(target.iterdir(), None) is None:
-                    return False
-            elif not target.exists():
-                return False
-        return True
+        return all(
+            any(_exists(root, alt) for alt in rel.split("|")) for rel in self.required
+        )
 
     def size_on_disk(self, data_home=None):
         """Total bytes of the dataset's folder (0 when absent)."""
-        import os
-
         root = self.path(data_home)
         total = 0
         for dirpath, _, filenames in os.walk(root):
@@ -59,6 +54,13 @@ class DatasetInfo:
                 except OSError:  # a dangling link is not worth failing a listing for
                     pass
         return total
+
+
+def _exists(root, rel):
+    path = root / rel
+    if rel.endswith("/"):  # a folder, and not an empty one
+        return path.is_dir() and next(path.iterdir(), None) is not None
+    return path.exists()
 
 
 def dataset(*, folder, required=(), citation=""):

@@ -96,7 +96,7 @@ def test_get_data_home_argument_beats_env_beats_default(tmp_path, monkeypatch):
 
 
 def test_cli_datasets_lists_every_dataset_with_presence(lfw_home, capsys, fresh_registry):
-    assert main(["--data-home", str(lfw_home), "datasets"]) == 0
+    assert main(["datasets", "--data-home", str(lfw_home)]) == 0
     out = capsys.readouterr().out
     for name in BUILTIN:
         assert name in out
