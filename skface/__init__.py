@@ -1,14 +1,30 @@
 """skface: deep face models as scikit-learn estimators, and face dataset fetchers."""
 
+import importlib
+
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__", "datasets"]
+# Public name -> module that defines it; loaded on first use so that
+# `import skface` stays light (no torch, PIL or pooch until needed).
+_LAZY = {
+    "datasets": None,
+    "estimators": None,
+    "nn": None,
+    "plotting": None,
+    "DBNReconstructor": "skface.estimators",
+}
+
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name):
-    # Submodules load on first use so that `import skface` stays light.
-    if name == "datasets":
-        import importlib
+    if name not in _LAZY:
+        raise AttributeError(f"module 'skface' has no attribute {name!r}")
+    module = _LAZY[name]
+    if module is None:
+        return importlib.import_module(f"skface.{name}")
+    return getattr(importlib.import_module(module), name)
 
-        return importlib.import_module("skface.datasets")
-    raise AttributeError(f"module 'skface' has no attribute {name!r}")
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,241 @@
+"""Shared estimator machinery: devices, seeding, progress bars, skorch nets, validation."""
+
+import contextlib
+import numbers
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+
+from .._validation import check_images
+
+__all__ = ["FaceEstimatorMixin", "FaceNet", "TensorBatches"]
+
+
+def resolve_device(device):
+    """The torch device string for a ``device`` parameter ("auto" picks CUDA when present)."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return str(torch.device(device))
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or another torch device, got {device!r}."
+        ) from exc
+
+
+def on_cuda(device):
+    return torch.device(device).type == "cuda"
+
+
+def autocast(device):
+    """bf16 autocast on CUDA, where it speeds up matmuls; a no-op elsewhere."""
+    if on_cuda(device):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def seeded(seed, device):
+    """Seed torch's global RNG for the block and restore the caller's state after it."""
+    devices = [torch.device(device).index or 0] if on_cuda(device) else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def to_tensor(array, device):
+    """A float32 tensor on ``device``; NCHW images go channels_last on CUDA."""
+    if not array.flags.writeable:
+        array = array.copy()  # torch warns on read-only buffers (memmaps)
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
+    if tensor.ndim == 4 and on_cuda(device):
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
+    return tensor
+
+
+class TensorBatches:
+    """skorch iterator over in-memory tensors: one index per batch, no per-sample work.
+
+    Parameters
+    ----------
+    dataset : skorch.dataset.Dataset
+        Holding tensors ``X`` and ``y`` (or ``y=None``).
+    batch_size : int
+    shuffle : bool, default=False
+    generator : torch.Generator, default=None
+        CPU generator for the shuffling order.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False, generator=None):
+        self.X, self.y = dataset.X, dataset.y
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self):
+        return -(-len(self.X) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.X)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.X.device)
+        else:
+            order = torch.arange(n, device=self.X.device)
+        for start in range(0, n, self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield self.X[index], (None if self.y is None else self.y[index])
+
+
+class _EpochProgress(Callback):
+    """A tqdm bar over the epochs of one fit, showing the training loss."""
+
+    def __init__(self, desc):
+        self.desc = desc
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        from tqdm.auto import tqdm
+
+        self.bar_ = tqdm(total=net.max_epochs, desc=self.desc, unit="epoch")
+
+    def on_epoch_end(self, net, **kwargs):
+        self.bar_.update(1)
+        self.bar_.set_postfix(loss=f"{net.history[-1, 'train_loss']:.4g}")
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        self.bar_.close()
+        self.bar_ = None  # tqdm objects do not pickle
+
+
+class FaceNet(NeuralNet):
+    """skorch ``NeuralNet`` with seeded shuffling and sampling, and bf16 autocast on CUDA.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        As for :class:`skorch.NeuralNet`.
+    seed : int, default=None
+        Seeds the shuffling order and ``generator_``, the random source that
+        training steps draw from (on the net's device), at the start of each
+        fit. None draws a seed from torch's global RNG.
+    """
+
+    def __init__(self, *args, seed=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seed = seed
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        seed = self.seed
+        if seed is None:
+            seed = int(torch.randint(2**31 - 1, ()))
+        self.shuffle_generator_ = torch.Generator().manual_seed(seed)
+        self.generator_ = torch.Generator(device=self.device).manual_seed(seed + 1)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # Generators hold device state: drop them so a net fitted on CUDA pickles
+        # into something a CPU-only machine can load.
+        self.shuffle_generator_ = self.generator_ = None
+
+    def get_iterator(self, dataset, training=False):
+        iterator = super().get_iterator(dataset, training=training)
+        if training and isinstance(iterator, TensorBatches) and iterator.generator is None:
+            iterator.generator = getattr(self, "shuffle_generator_", None)
+        return iterator
+
+    def infer(self, x, **fit_params):
+        with autocast(self.device):
+            return super().infer(x, **fit_params)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        if isinstance(y_pred, torch.Tensor):
+            y_pred = y_pred.float()  # the loss in float32 even under autocast
+        return super().get_loss(y_pred, y_true, X=X, training=training)
+
+
+class FaceEstimatorMixin:
+    """Machinery shared by skface estimators.
+
+    Expects the parameters ``device``, ``random_state``, ``verbose`` and
+    ``image_shape``; provides input validation against the fitted image
+    shape, device resolution, seeding, skorch net building and batched
+    inference.
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+    # -- validation ----------------------------------------------------------
+
+    def _validate_images(self, X, *, reset):
+        """Images as float32 (n, C, H, W) and the caller's layout.
+
+        With ``reset`` the image shape, ``n_features_in_`` (and
+        ``feature_names_in_`` for DataFrames) are recorded; otherwise the
+        images must match them.
+        """
+        if not reset:
+            check_is_fitted(self)
+        fitted_shape = None if reset else self.image_shape_
+        images, layout = check_images(
+            X, image_shape=self.image_shape, fitted_shape=fitted_shape, estimator=self
+        )
+        if layout.kind == "flat":
+            # Feature names and n_features_in_ the scikit-learn way, for DataFrames.
+            validate_data(self, X, reset=reset, skip_check_array=True)
+        elif reset:
+            self.__dict__.pop("feature_names_in_", None)
+        if reset:
+            self.image_layout_ = layout
+            self.image_shape_ = layout.shape
+            self.n_features_in_ = layout.n_features
+        return images, layout
+
+    def _check_common_params(self):
+        """Validate ``device``, ``verbose``, ``random_state``; return the device."""
+        if not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
+            raise ValueError(f"verbose must be a non-negative int, got {self.verbose!r}.")
+        return resolve_device(self.device)
+
+    def _seeds(self, n):
+        """``n`` seeds from ``random_state``: identical for identical states."""
+        rng = check_random_state(self.random_state)
+        return [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=n)]
+
+    # -- skorch ----------------------------------------------------------------
+
+    def _make_net(self, module, *, desc, net_class=FaceNet, callbacks=(), **kwargs):
+        """A skorch net on ``device_`` that iterates over in-memory tensors."""
+        callbacks = list(callbacks or ())
+        if self.verbose:
+            callbacks.append(("progress", _EpochProgress(desc)))
+        kwargs.setdefault("criterion", torch.nn.MSELoss)
+        return net_class(
+            module,
+            iterator_train=TensorBatches,
+            iterator_train__shuffle=True,
+            iterator_valid=TensorBatches,
+            train_split=None,
+            callbacks=callbacks,
+            device=self.device_,
+            # skorch's per-epoch table only at verbose >= 2; bars at 1.
+            verbose=int(self.verbose >= 2),
+            **kwargs,
+        )
+
+    @staticmethod
+    @torch.no_grad()
+    def _apply_batched(fn, X, *, device, batch_size=1024):
+        """``fn`` over batches of ``X`` (ndarray or tensor) on ``device``; float32 ndarray out."""
+        out = []
+        for start in range(0, len(X), batch_size):
+            batch = X[start : start + batch_size]
+            if isinstance(batch, np.ndarray):
+                batch = to_tensor(batch, device)
+            with autocast(device):
+                out.append(fn(batch.to(device)).float().cpu())
+        return torch.cat(out).numpy()

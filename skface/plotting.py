@@ -1,0 +1,185 @@
+"""Figures for face models: reconstruction grids, first-layer filters, ROC curves."""
+
+import numpy as np
+
+from ._validation import check_images
+
+__all__ = ["plot_filters", "plot_reconstructions", "plot_roc"]
+
+
+def _as_numpy(array):
+    # Accept torch tensors without importing torch here.
+    if hasattr(array, "detach"):
+        array = array.detach().float().cpu().numpy()
+    return array
+
+
+def _displayable(images, image_shape):
+    """(n, H, W) grey or (n, H, W, 3) RGB float images for imshow."""
+    images, _ = check_images(_as_numpy(images), image_shape=image_shape)
+    images = images.transpose(0, 2, 3, 1)
+    return images[..., 0] if images.shape[-1] == 1 else images
+
+
+def _figure(n_rows, n_cols, tile_size):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(n_cols * tile_size, n_rows * tile_size), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_axis_off()
+    return fig, axes
+
+
+def plot_reconstructions(
+    originals,
+    reconstructions,
+    *,
+    image_shape=None,
+    n_images=10,
+    n_cols=10,
+    labels=("original", "reconstruction"),
+    tile_size=1.2,
+    cmap="gray",
+):
+    """Grid of originals, each above its reconstruction.
+
+    Parameters
+    ----------
+    originals, reconstructions : array-like of shape (n, H, W), (n, H, W, C) or (n, H*W*C)
+        Images in any layout :func:`skface._validation.check_images` reads,
+        with values in [0, 1] (or uint8); values outside are clipped.
+    image_shape : tuple of int (H, W) or (H, W, C), default=None
+        Needed for flat rows.
+    n_images : int, default=10
+        Number of pairs shown (the first ones).
+    n_cols : int, default=10
+        Pairs per row pair; more images wrap onto further row pairs.
+    labels : tuple of str, default=("original", "reconstruction")
+        Row labels, on the first column.
+    tile_size : float, default=1.2
+        Inches per image.
+    cmap : str, default="gray"
+        Colour map for grey images.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    originals = _displayable(originals, image_shape)
+    reconstructions = _displayable(reconstructions, image_shape)
+    if originals.shape[1:] != reconstructions.shape[1:]:
+        raise ValueError(
+            f"originals are {originals.shape[1:]} images but reconstructions are "
+            f"{reconstructions.shape[1:]}; they must have the same shape."
+        )
+    n_images = min(n_images, len(originals), len(reconstructions))
+    n_cols = min(n_cols, n_images)
+    n_pair_rows = -(-n_images // n_cols)
+    fig, axes = _figure(2 * n_pair_rows, n_cols, tile_size)
+    for i in range(n_images):
+        row, col = divmod(i, n_cols)
+        for offset, images in enumerate((originals, reconstructions)):
+            ax = axes[2 * row + offset, col]
+            ax.imshow(np.clip(images[i], 0, 1), cmap=cmap, vmin=0, vmax=1)
+            ax.set_axis_on()
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if col == 0 and labels:
+                ax.set_ylabel(labels[offset], fontsize=8)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def plot_filters(components, image_shape, *, n_filters=64, n_cols=8, tile_size=1.0, cmap="gray"):
+    """First-layer filters (weights of each hidden unit) shown as images.
+
+    Each filter is scaled on its own, symmetrically around zero, so mid grey
+    is a zero weight.
+
+    Parameters
+    ----------
+    components : array-like or tensor of shape (n_units, H*W*C)
+        One row per hidden unit, in flat channels-last order, e.g.
+        ``DBNReconstructor.components_``.
+    image_shape : tuple of int (H, W) or (H, W, C)
+        Shape of one image.
+    n_filters : int, default=64
+        Number of filters shown (the first ones).
+    n_cols : int, default=8
+        Filters per row.
+    tile_size : float, default=1.0
+        Inches per filter.
+    cmap : str, default="gray"
+        Colour map for grey filters.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    components = np.asarray(_as_numpy(components), dtype=np.float64)
+    if components.ndim != 2:
+        raise ValueError(
+            f"components must be 2-D (n_units, n_pixels), got shape {components.shape}."
+        )
+    components = components[:n_filters]
+    # Map each filter to [0, 1] with 0.5 for a zero weight.
+    peak = np.abs(components).max(axis=1, keepdims=True)
+    tiles = 0.5 + 0.5 * components / np.where(peak > 0, peak, 1.0)
+    tiles = _displayable(tiles, image_shape)
+    n_cols = min(n_cols, len(tiles))
+    fig, axes = _figure(-(-len(tiles) // n_cols), n_cols, tile_size)
+    for ax, tile in zip(axes.flat, tiles):
+        ax.set_axis_on()
+        ax.imshow(tile, cmap=cmap, vmin=0, vmax=1)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def plot_roc(y_true, scores, *, ax=None, label=None, log_fpr=False):
+    """ROC curve(s) of face-verification pair scores, with the AUC in the legend.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_pairs,)
+        1 for pairs of the same person, 0 otherwise.
+    scores : array-like of shape (n_pairs,) or dict of str to array-like
+        Pair similarities (e.g. :func:`skface.metrics.pair_scores`); a dict
+        draws one curve per entry, labelled by its key.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+    label : str, default=None
+        Legend label of a single curve.
+    log_fpr : bool, default=False
+        Logarithmic false-positive axis, to read the low-FPR end.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    from .metrics import verification_roc, verification_roc_auc
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    else:
+        fig = ax.figure
+    curves = scores if isinstance(scores, dict) else {label: scores}
+    for name, values in curves.items():
+        values = _as_numpy(values)
+        fpr, tpr, _ = verification_roc(y_true, values)
+        auc = verification_roc_auc(y_true, values)
+        text = f"AUC = {auc:.3f}" if name is None else f"{name} (AUC = {auc:.3f})"
+        ax.plot(fpr, tpr, label=text)
+    if log_fpr:
+        ax.set_xscale("log")
+    else:
+        ax.plot([0, 1], [0, 1], color="0.7", linestyle="--", linewidth=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig

@@ -1,0 +1,51 @@
+"""scikit-learn's estimator checks over every skface estimator, and package-level checks."""
+
+import subprocess
+import sys
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skface.estimators import DBNReconstructor
+
+# Every skface estimator, configured small enough for the checks' toy data.
+ESTIMATORS = [
+    DBNReconstructor(
+        hidden_layer_sizes=(6, 2), pretrain_epochs=2, finetune_epochs=2, batch_size=16
+    ),
+]
+
+# Checks expected to fail, with the reason, per estimator class.
+EXPECTED_FAILED_CHECKS = {
+    "DBNReconstructor": {},
+}
+
+
+def _expected_failed_checks(estimator):
+    return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+def test_estimator_sklearn_checks_pass(estimator, check):
+    check(estimator)
+
+
+def test_import_skface_light_modules_stay_unloaded():
+    code = (
+        "import sys, skface; heavy = [m for m in ('torch', 'PIL', 'pooch', 'skorch', "
+        "'sklearn', 'matplotlib') if m in sys.modules]; print(heavy); assert not heavy"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_skface_lazy_name_dbnreconstructor_resolves():
+    import skface
+
+    assert skface.DBNReconstructor is DBNReconstructor
+    assert "DBNReconstructor" in dir(skface)
+
+
+def test_skface_nn_import_no_sklearn():
+    code = "import sys, skface.nn; assert 'sklearn' not in sys.modules, 'sklearn imported'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
