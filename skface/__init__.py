@@ -11,7 +11,11 @@ _LAZY = {
     "estimators": None,
     "nn": None,
     "plotting": None,
+    "backbones": None,
+    "metrics": None,
+    "preprocessing": None,
     "DBNReconstructor": "skface.estimators",
+    "CenterLossEmbedder": "skface.estimators",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -3,21 +3,39 @@
 import subprocess
 import sys
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skface.estimators import DBNReconstructor
+from skface.estimators import CenterLossEmbedder, DBNReconstructor
 
 # Every skface estimator, configured small enough for the checks' toy data.
 ESTIMATORS = [
     DBNReconstructor(
         hidden_layer_sizes=(6, 2), pretrain_epochs=2, finetune_epochs=2, batch_size=16
     ),
+    CenterLossEmbedder(
+        backbone="small_cnn", backbone_params={"width": 2}, embedding_dim=4, max_epochs=2,
+        batch_size=16,
+    ),
 ]
 
 # Checks expected to fail, with the reason, per estimator class.
 EXPECTED_FAILED_CHECKS = {
     "DBNReconstructor": {},
+    "CenterLossEmbedder": {},
 }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # The checks' toy data makes tiny tensors: one thread avoids OpenMP
+    # oversubscription, which slows them many-fold on shared, busy cores.
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _expected_failed_checks(estimator):

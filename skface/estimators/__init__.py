@@ -1,5 +1,6 @@
 """scikit-learn estimators over PyTorch models (skorch inside)."""
 
 from ._dbn import DBNReconstructor
+from ._embedding import CenterLossEmbedder
 
-__all__ = ["DBNReconstructor"]
+__all__ = ["CenterLossEmbedder", "DBNReconstructor"]

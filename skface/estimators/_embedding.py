@@ -1,0 +1,535 @@
+"""CenterLossEmbedder: face embeddings learnt with softmax plus center loss."""
+
+import numbers
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from .._validation import check_targets
+from ..backbones import build_backbone
+from ..nn.augment import center_crop, random_crop, random_flip
+from ..nn.heads import ScaledLinearHead
+from ..nn.losses import SoftmaxCenterLoss
+from ._base import FaceEstimatorMixin, FaceNet, autocast, on_cuda, seeded, to_tensor
+
+__all__ = ["CenterLossEmbedder"]
+
+
+class _EmbeddingModule(nn.Module):
+    """Standardise, backbone, unit-normalise; ``head`` gives training logits."""
+
+    def __init__(self, backbone, embedding_dim, n_classes, *, logit_scale, cosine_head,
+                 mean, std):
+        super().__init__()
+        self.backbone = backbone
+        self.head = ScaledLinearHead(embedding_dim, n_classes, logit_scale, cosine_head)
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        features = self.backbone((x - self.mean) / self.std)
+        # Normalise in float32 even under autocast; backbones may or may not do it.
+        return F.normalize(features.float(), dim=1)
+
+
+class _EmbedderNet(FaceNet):
+    """skorch net for softmax + center loss, with little host work per batch.
+
+    Per batch: augmentation on the device, one forward and backward, the
+    optimizer step, the center update and the learning-rate step; no
+    ``.item()``. The batch losses stay on the device and reach the history
+    in one transfer at the end of each epoch (callbacks see ``train_loss``
+    per epoch as usual; per-batch entries are filled in at epoch end).
+    """
+
+    def __init__(self, *args, crop_size=None, flip=True, lr_schedule="onecycle", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.crop_size = crop_size
+        self.flip = flip
+        self.lr_schedule = lr_schedule
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        self.scheduler_ = None
+        if self.lr_schedule == "onecycle" and X is not None:
+            steps = self.max_epochs * -(-len(X) // self.batch_size)
+            # Momentum stays as the user set it: cycling it would override momentum=0.
+            self.scheduler_ = torch.optim.lr_scheduler.OneCycleLR(
+                self.optimizer_, max_lr=self.lr, total_steps=max(steps, 1),
+                cycle_momentum=False,
+            )
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        self.scheduler_ = None
+
+    def _augment(self, x):
+        if self.crop_size is not None:
+            x = random_crop(x, self.crop_size, generator=self.generator_)
+        if self.flip:
+            x = random_flip(x, generator=self.generator_)
+        return x
+
+    def train_step_single(self, batch, **fit_params):
+        x, y = batch
+        self._set_training(True)
+        x = self._augment(x)
+        with autocast(self.device):
+            embeddings = self.module_(x)
+            logits = self.module_.head(embeddings)
+        loss = self.criterion_(embeddings, logits, y)
+        loss.backward()
+        self._last_batch = (embeddings.detach(), y)
+        return {"loss": loss.detach(), "y_pred": logits}
+
+    def train_step(self, batch, **fit_params):
+        step = super().train_step(batch, **fit_params)
+        embeddings, y = self._last_batch
+        self._last_batch = None
+        # Wen et al. move the centers after the network's update, at rate alpha.
+        self.criterion_.center_loss.update_centers(embeddings, y)
+        if self.scheduler_ is not None and self.scheduler_.last_epoch < self.scheduler_.total_steps:
+            self.scheduler_.step()
+        return step
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        # skorch's loop with the per-batch ``loss.item()`` (a device sync) moved
+        # to one transfer per epoch.
+        if iterator is None:
+            return
+        losses = []
+        for batch in iterator:
+            if training and len(batch[0]) < 2:
+                # Batch norm cannot train on one image: skip a last batch of one
+                # (a different image each epoch, as the order is shuffled).
+                continue
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            losses.append(step["loss"].detach().float().reshape(()))
+            self.history.record_batch(prefix + "_batch_size", len(batch[0]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        if losses:
+            values = torch.stack(losses).cpu().tolist()
+            rows = [row for row in self.history[-1]["batches"] if prefix + "_batch_size" in row]
+            for row, value in zip(rows[-len(values):], values):
+                row[prefix + "_loss"] = value
+        self.history.record(prefix + "_batch_count", len(losses))
+
+
+def _check_number(name, value, *, kind=numbers.Real, low=None, high=None, low_open=False):
+    bad = not isinstance(value, kind) or isinstance(value, bool)
+    if not bad and low is not None:
+        bad = value <= low if low_open else value < low
+    if not bad and high is not None:
+        bad = value > high
+    if bad:
+        what = "an int" if kind is numbers.Integral else "a number"
+        bounds = []
+        if low is not None:
+            bounds.append(f"{'>' if low_open else '>='} {low}")
+        if high is not None:
+            bounds.append(f"<= {high}")
+        raise ValueError(f"{name} must be {what} {' and '.join(bounds)}, got {value!r}.")
+
+
+class CenterLossEmbedder(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, FaceEstimatorMixin, BaseEstimator
+):
+    """Face embeddings trained with softmax over identities plus center loss.
+
+    A backbone network (OpenFace's NN4.Small2 by default) maps each face to
+    a unit-length embedding; during training a linear head on the scaled
+    embedding classifies the training identities (softmax cross-entropy)
+    while the center loss pulls each embedding toward its identity's center
+    (Wen et al., 2016). The centers move at rate ``alpha_center`` after each
+    step, not by the optimizer. After training only the embedding is used:
+    :meth:`transform` returns ``(n, embedding_dim)`` unit vectors, to be
+    compared by cosine similarity (:func:`skface.metrics.pair_scores`) or
+    fed to another estimator.
+
+    Training uses SGD with Nesterov momentum and a one-cycle learning rate,
+    random crops of ``crop_size`` and horizontal flips, with the data held
+    as tensors on the device. On CUDA the network runs in bfloat16
+    autocast with channels-last memory. Per batch there is no host
+    synchronisation: the losses reach ``net_.history`` once per epoch. A
+    last batch of a single image is skipped (batch norm needs two).
+
+    Parameters
+    ----------
+    backbone : str, callable or torch.nn.Module, default="nn4_small2"
+        A name from :func:`skface.backbones.list_backbones` (built in:
+        "nn4_small2", "small_cnn"; plugins add theirs through the
+        ``skface.backbones`` entry-point group), an ``nn.Module`` class or
+        factory called as ``backbone(in_channels=..., embedding_dim=...,
+        **backbone_params)``, or a module instance (copied at fit).
+    backbone_params : dict, default=None
+        Extra keyword arguments for the backbone factory, e.g.
+        ``{"width": 16}`` for "small_cnn".
+    embedding_dim : int, default=128
+    lambda_center : float, default=0.1
+        Weight of the center loss; 0 trains with softmax alone.
+    alpha_center : float, default=0.5
+        Center update rate in [0, 1].
+    logit_scale : float, default=16.0
+        Scale of the unit embedding before the classifier head.
+    cosine_head : bool, default=False
+        Normalise the head's class weights too (scaled cosine logits).
+    crop_size : int or None, default=None
+        Train on random ``crop_size`` squares of each image and embed the
+        centre square; None uses the whole image. With
+        :func:`skface.preprocessing.lfw_crop` (104 px faces) use 96.
+    flip : bool, default=True
+        Mirror training images left-right at random.
+    test_flip : bool, default=True
+        Embed each image and its mirror image and average the two (then
+        renormalise).
+    max_epochs : int, default=20
+    lr : float, default=0.1
+        Peak learning rate (the constant one with ``lr_schedule="constant"``).
+    lr_schedule : {"onecycle", "constant"}, default="onecycle"
+    momentum : float, default=0.9
+        Nesterov momentum of SGD (plain SGD when 0).
+    weight_decay : float, default=5e-3
+    batch_size : int, default=256
+    warm_start : bool, default=False
+        When fitted already, continue from the fitted network: identities
+        not seen before get new head rows and centers, known ones keep
+        theirs, and the backbone goes on from its weights. The training
+        settings (epochs, learning rate, loss weights, augmentation) follow
+        the current parameters; the backbone, ``embedding_dim``, the input
+        standardisation and ``callbacks`` stay those of the first fit. The
+        optimizer starts afresh (new head rows need new parameters).
+    image_shape : tuple of int (H, W) or (H, W, C), default=None
+        Shape of one image, to read flat rows of ``X``.
+    callbacks : list of skorch callbacks, default=None
+        Added to ``net_``.
+    device : str, default="auto"
+        Torch device; "auto" is CUDA when available, else CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and augmentation. Equal seeds give
+        equal models on the CPU.
+    verbose : int, default=0
+        1 shows a progress bar, 2 also skorch's epoch log.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The fitted net: ``net_.module_.backbone`` is the backbone,
+        ``net_.module_.head`` the training-only classifier head,
+        ``net_.criterion_.center_loss`` holds the centers and
+        ``net_.history`` the losses.
+    classes_ : ndarray of shape (n_classes,)
+        Training identities, in head-row order (with ``warm_start``, new
+        ones are appended after the old).
+    centers_ : ndarray of shape (n_classes, embedding_dim)
+        The class centers after training.
+    embedding_dim_ : int
+        Size of the embeddings ``transform`` returns.
+    image_shape_ : tuple of int (H, W, C)
+        Shape of the images seen in ``fit``.
+    n_features_in_ : int
+        ``H * W * C``.
+    feature_names_in_ : ndarray of str
+        Column names, when ``fit`` got a DataFrame with string column names.
+    device_ : str
+        Device the model was fitted on.
+
+    See Also
+    --------
+    skface.metrics.verification_accuracy : the LFW 10-fold protocol.
+    skface.preprocessing.lfw_crop : LFW face crops for the backbone.
+
+    References
+    ----------
+    Y. Wen, K. Zhang, Z. Li and Y. Qiao, "A discriminative feature learning
+    approach for deep face recognition", ECCV 2016.
+    B. Amos, B. Ludwiczuk and M. Satyanarayanan, "OpenFace: A
+    general-purpose face recognition library with mobile applications",
+    CMU-CS-16-118, 2016.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skface.estimators import CenterLossEmbedder
+    >>> rng = np.random.RandomState(0)
+    >>> faces, people = rng.rand(40, 16, 16).astype(np.float32), np.repeat(np.arange(4), 10)
+    >>> embedder = CenterLossEmbedder(backbone="small_cnn", backbone_params={"width": 4},
+    ...                               embedding_dim=8, max_epochs=2, batch_size=16,
+    ...                               random_state=0).fit(faces, people)
+    >>> embedder.transform(faces).shape
+    (40, 8)
+    """
+
+    def __init__(
+        self,
+        backbone="nn4_small2",
+        *,
+        backbone_params=None,
+        embedding_dim=128,
+        lambda_center=0.1,
+        alpha_center=0.5,
+        logit_scale=16.0,
+        cosine_head=False,
+        crop_size=None,
+        flip=True,
+        test_flip=True,
+        max_epochs=20,
+        lr=0.1,
+        lr_schedule="onecycle",
+        momentum=0.9,
+        weight_decay=5e-3,
+        batch_size=256,
+        warm_start=False,
+        image_shape=None,
+        callbacks=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.backbone = backbone
+        self.backbone_params = backbone_params
+        self.embedding_dim = embedding_dim
+        self.lambda_center = lambda_center
+        self.alpha_center = alpha_center
+        self.logit_scale = logit_scale
+        self.cosine_head = cosine_head
+        self.crop_size = crop_size
+        self.flip = flip
+        self.test_flip = test_flip
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.lr_schedule = lr_schedule
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.warm_start = warm_start
+        self.image_shape = image_shape
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+    # -- parameters --------------------------------------------------------------
+
+    def _check_params(self):
+        _check_number("embedding_dim", self.embedding_dim, kind=numbers.Integral, low=1)
+        _check_number("lambda_center", self.lambda_center, low=0)
+        _check_number("alpha_center", self.alpha_center, low=0, high=1)
+        _check_number("logit_scale", self.logit_scale, low=0, low_open=True)
+        _check_number("max_epochs", self.max_epochs, kind=numbers.Integral, low=0)
+        _check_number("lr", self.lr, low=0, low_open=True)
+        _check_number("momentum", self.momentum, low=0, high=0.999)
+        _check_number("weight_decay", self.weight_decay, low=0)
+        _check_number("batch_size", self.batch_size, kind=numbers.Integral, low=1)
+        if self.crop_size is not None:
+            _check_number("crop_size", self.crop_size, kind=numbers.Integral, low=1)
+        if self.lr_schedule not in ("onecycle", "constant"):
+            raise ValueError(
+                f"lr_schedule must be 'onecycle' or 'constant', got {self.lr_schedule!r}."
+            )
+        params = self.backbone_params or {}
+        if not isinstance(params, dict):
+            raise ValueError(f"backbone_params must be a dict or None, got {params!r}.")
+        return dict(params)
+
+    def _net_settings(self):
+        """Settings of ``net_`` that follow the estimator's parameters on every fit."""
+        return dict(
+            max_epochs=self.max_epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            crop_size=self.crop_size,
+            flip=self.flip,
+            lr_schedule=self.lr_schedule,
+            optimizer__momentum=self.momentum,
+            optimizer__nesterov=self.momentum > 0,
+            optimizer__weight_decay=self.weight_decay,
+        )
+
+    # -- fitting -------------------------------------------------------------------
+
+    def fit(self, X, y):
+        """Train the embedding network to tell the identities in ``y`` apart.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W), (n, H, W, C) or (n, H*W*C)
+            Face images (see :func:`skface._validation.check_images`); with
+            ``crop_size``, at least ``crop_size`` pixels on each side.
+        y : array-like of shape (n,)
+            Identity of each image.
+
+        Returns
+        -------
+        self : CenterLossEmbedder
+        """
+        backbone_params = self._check_params()
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None: "
+                "it learns embeddings from the identity of each image."
+            )
+        continuing = self.warm_start and hasattr(self, "net_")
+        device = self.device_ if continuing else self._check_common_params()
+        images, _ = self._validate_images(X, reset=not continuing)
+        y = check_targets(y, len(images), estimator=self)
+        if y.ndim != 1:
+            y = np.ravel(y) if y.ndim == 2 and y.shape[1] == 1 else y
+        with warnings.catch_warnings():
+            # Face identities often have one or two images each: not a regression target.
+            warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
+            check_classification_targets(y)
+        height, width, channels = self.image_shape_
+        if self.crop_size is not None and self.crop_size > min(height, width):
+            raise ValueError(
+                f"crop_size={self.crop_size} is larger than the {height}x{width} images; "
+                "use a smaller crop_size or larger images (e.g. skface.preprocessing.lfw_crop)."
+            )
+        n_classes = len(np.union1d(y, self.classes_) if continuing else np.unique(y))
+        if n_classes < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 identities to learn embeddings "
+                "from; y holds 1 class."
+            )
+        seed, net_seed = self._seeds(2)
+
+        with seeded(seed, device):
+            if continuing:
+                y_index = self._extend_classes(y)
+            else:
+                self.device_ = device  # _make_net builds the net on it
+                classes, y_index = np.unique(y, return_inverse=True)
+                net, dim = self._build_net(images, len(classes), backbone_params, net_seed)
+                self.net_, self.classes_, self.embedding_dim_ = net, classes, dim
+            x = to_tensor(images, self.device_)
+            targets = torch.as_tensor(y_index, dtype=torch.long, device=self.device_)
+            if self.max_epochs:
+                self.net_.partial_fit(x, targets)
+        self.centers_ = self.net_.criterion_.center_loss.centers.detach().cpu().numpy().copy()
+        return self
+
+    def _build_net(self, images, n_classes, backbone_params, seed):
+        """An initialised net for ``n_classes`` identities, and the embedding size."""
+        channels = images.shape[1]
+        backbone = build_backbone(
+            self.backbone, in_channels=channels, embedding_dim=self.embedding_dim,
+            **backbone_params,
+        )
+        dim = self._probe_dim(backbone, images)
+        mean = images.mean(axis=(0, 2, 3), dtype=np.float64)
+        std = images.std(axis=(0, 2, 3), dtype=np.float64)
+        module = _EmbeddingModule(
+            backbone, dim, n_classes,
+            logit_scale=self.logit_scale, cosine_head=self.cosine_head,
+            mean=mean, std=np.where(std > 1e-6, std, 1.0),
+        )
+        net = self._make_net(
+            module,
+            desc="CenterLossEmbedder",
+            net_class=_EmbedderNet,
+            callbacks=self.callbacks,
+            seed=seed,
+            criterion=SoftmaxCenterLoss,
+            criterion__n_classes=n_classes,
+            criterion__n_features=dim,
+            criterion__lambda_center=self.lambda_center,
+            criterion__alpha_center=self.alpha_center,
+            optimizer=torch.optim.SGD,
+            **self._net_settings(),
+        )
+        net.initialize()
+        if on_cuda(self.device_):
+            net.module_.to(memory_format=torch.channels_last)
+        return net, dim
+
+    def _probe_dim(self, backbone, images):
+        """Output size of the backbone, from one small forward pass."""
+        height, width = images.shape[2:]
+        size = (height, width) if self.crop_size is None else self.crop_size
+        # On the backbone's device: a module instance may already live on a GPU.
+        device = next(iter(backbone.parameters()), torch.empty(0)).device
+        sample = center_crop(torch.from_numpy(images[:2]), size).contiguous().to(device)
+        training = backbone.training
+        backbone.eval()
+        try:
+            with torch.no_grad():
+                out = backbone(sample)
+        except Exception as exc:
+            raise ValueError(
+                f"The backbone failed on images of shape {tuple(sample.shape[1:])} (C, H, W): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        finally:
+            backbone.train(training)
+        if out.ndim != 2 or out.shape[0] != len(sample):
+            raise ValueError(
+                f"The backbone must return (n, embedding_dim) features; got shape "
+                f"{tuple(out.shape)} for {len(sample)} images."
+            )
+        return int(out.shape[1])
+
+    def _extend_classes(self, y):
+        """Add head rows and centers for unseen identities; head-row index of each label."""
+        net = self.net_
+        new = np.setdiff1d(np.unique(y), self.classes_)
+        if len(new):
+            self.classes_ = np.concatenate([self.classes_, new])
+            net.module_.head.add_classes(len(new))
+            net.criterion_.center_loss.add_classes(len(new))
+            # Kept in step so that the net's parameters describe its modules.
+            net.criterion__n_classes = len(self.classes_)
+        net.criterion_.lambda_center = self.lambda_center
+        net.criterion_.center_loss.alpha = self.alpha_center
+        for name, value in self._net_settings().items():
+            setattr(net, name, value)
+        # The head's parameters were replaced: the optimizer must hold the new ones.
+        net.initialize_optimizer()
+        sorter = np.argsort(self.classes_)
+        return sorter[np.searchsorted(self.classes_, y, sorter=sorter)]
+
+    # -- inference -------------------------------------------------------------------
+
+    @property
+    def _n_features_out(self):
+        return self.embedding_dim_
+
+    def _embed(self, x):
+        module = self.net_.module_
+        if self.crop_size is not None:
+            x = center_crop(x, self.crop_size)
+        embeddings = module(x)
+        if self.test_flip:
+            embeddings = F.normalize(embeddings + module(x.flip(3)), dim=1)
+        return embeddings
+
+    def transform(self, X):
+        """Unit-length embeddings of the faces.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W), (n, H, W, C) or (n, H*W*C)
+            Images of the fitted size.
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n, embedding_dim_)
+            Rows of unit L2 norm; float64 for float64 input, else float32.
+        """
+        check_is_fitted(self)
+        images, layout = self._validate_images(X, reset=False)
+        self.net_.module_.eval()
+        # A model fitted on CUDA and unpickled on a CPU-only machine runs on the CPU:
+        # skorch moved the net there.
+        out = self._apply_batched(self._embed, images, device=self.net_.device, batch_size=512)
+        return out.astype(layout.dtype, copy=False)

@@ -1,0 +1,135 @@
+"""Losses for face models: center loss (Wen et al. 2016) and softmax plus center loss."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["CenterLoss", "SoftmaxCenterLoss"]
+
+
+class CenterLoss(nn.Module):
+    """Center loss: half the mean squared distance of each feature to its class center.
+
+    ``L_C = 1/(2m) * sum_i ||x_i - c_{y_i}||^2`` over a batch of ``m``
+    features (Wen et al., eq. 2, averaged over the batch). The centers are a
+    buffer, not parameters: the optimizer never sees them. They move by
+    :meth:`update_centers` at rate ``alpha`` (eq. 4), once per batch after
+    the backward pass.
+
+    Parameters
+    ----------
+    n_classes : int
+    n_features : int
+    alpha : float, default=0.5
+        Center update rate in [0, 1].
+
+    Attributes
+    ----------
+    centers : Tensor of shape (n_classes, n_features)
+        Start at zero.
+
+    References
+    ----------
+    Y. Wen, K. Zhang, Z. Li and Y. Qiao, "A discriminative feature learning
+    approach for deep face recognition", ECCV 2016.
+    """
+
+    def __init__(self, n_classes, n_features, alpha=0.5):
+        super().__init__()
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha!r}.")
+        self.alpha = alpha
+        self.register_buffer("centers", torch.zeros(n_classes, n_features))
+
+    @property
+    def n_classes(self):
+        return self.centers.shape[0]
+
+    def forward(self, features, labels):
+        """The loss of a batch.
+
+        Parameters
+        ----------
+        features : Tensor of shape (m, n_features)
+        labels : LongTensor of shape (m,)
+            Class indices in ``[0, n_classes)``.
+
+        Returns
+        -------
+        loss : scalar Tensor
+        """
+        diff = features.float() - self.centers[labels]
+        return 0.5 * diff.pow(2).sum(dim=1).mean()
+
+    @torch.no_grad()
+    def update_centers(self, features, labels):
+        """Move each center of a class in the batch toward its features (Wen et al., eq. 4).
+
+        ``delta_j = sum_{i: y_i = j} (c_j - x_i) / (1 + n_j)`` and
+        ``c_j <- c_j - alpha * delta_j``, where ``n_j`` counts class ``j``
+        in the batch; classes absent from the batch do not move.
+
+        Parameters
+        ----------
+        features : Tensor of shape (m, n_features)
+        labels : LongTensor of shape (m,)
+        """
+        diff = self.centers[labels] - features.detach().float()
+        delta = torch.zeros_like(self.centers).index_add_(0, labels, diff)
+        counts = torch.bincount(labels, minlength=self.n_classes).to(delta.dtype)
+        self.centers.sub_(self.alpha * delta / (1.0 + counts).unsqueeze(1))
+
+    @torch.no_grad()
+    def add_classes(self, n_new, init=None):
+        """Append ``n_new`` centers (zeros, or the rows of ``init``).
+
+        Parameters
+        ----------
+        n_new : int
+        init : Tensor of shape (n_new, n_features), default=None
+        """
+        new = torch.zeros(n_new, self.centers.shape[1], device=self.centers.device)
+        if init is not None:
+            new.copy_(init)
+        self.centers = torch.cat([self.centers, new])
+
+
+class SoftmaxCenterLoss(nn.Module):
+    """Softmax cross-entropy on logits plus ``lambda_center`` times the center loss.
+
+    Parameters
+    ----------
+    n_classes : int
+    n_features : int
+    lambda_center : float, default=0.1
+        Weight of the center loss (Wen et al.'s lambda); 0 is plain softmax.
+    alpha_center : float, default=0.5
+        Center update rate (Wen et al.'s alpha).
+
+    Attributes
+    ----------
+    center_loss : CenterLoss
+    """
+
+    def __init__(self, n_classes, n_features, lambda_center=0.1, alpha_center=0.5):
+        super().__init__()
+        self.lambda_center = lambda_center
+        self.center_loss = CenterLoss(n_classes, n_features, alpha=alpha_center)
+
+    def forward(self, features, logits, labels):
+        """Total loss of a batch.
+
+        Parameters
+        ----------
+        features : Tensor of shape (m, n_features)
+        logits : Tensor of shape (m, n_classes)
+        labels : LongTensor of shape (m,)
+
+        Returns
+        -------
+        loss : scalar Tensor
+        """
+        loss = F.cross_entropy(logits.float(), labels)
+        if self.lambda_center:
+            loss = loss + self.lambda_center * self.center_loss(features, labels)
+        return loss
