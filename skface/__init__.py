@@ -15,6 +15,9 @@ _LAZY = {
     "metrics": None,
     "preprocessing": None,
     "DBNReconstructor": "skface.estimators",
+    "ConvSDAEFeatures": "skface.estimators",
+    "SDAEClassifier": "skface.estimators",
+    "SDAERegressor": "skface.estimators",
     "CenterLossEmbedder": "skface.estimators",
 }
 

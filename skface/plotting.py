@@ -1,10 +1,16 @@
-"""Figures for face models: reconstruction grids, first-layer filters, ROC curves."""
+"""Figures for face models: reconstructions, filters, ROC curves, denoising, error by age."""
 
 import numpy as np
 
 from ._validation import check_images
 
-__all__ = ["plot_filters", "plot_reconstructions", "plot_roc"]
+__all__ = [
+    "plot_denoising",
+    "plot_error_by_age",
+    "plot_filters",
+    "plot_reconstructions",
+    "plot_roc",
+]
 
 
 def _as_numpy(array):
@@ -182,4 +188,125 @@ def plot_roc(y_true, scores, *, ax=None, label=None, log_fpr=False):
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def plot_denoising(
+    noisy,
+    reconstructed,
+    clean,
+    *,
+    image_shape=None,
+    n_images=8,
+    n_cols=8,
+    labels=("noisy", "reconstructed", "clean"),
+    tile_size=1.2,
+    cmap="gray",
+):
+    """Grid of corrupted inputs, the model's reconstructions, and the clean images.
+
+    Parameters
+    ----------
+    noisy, reconstructed, clean : array-like of shape (n, H, W), (n, H, W, C) or (n, H*W*C)
+        Images of one shape in any layout
+        :func:`skface._validation.check_images` reads, values in [0, 1]
+        (or uint8); values outside are clipped. ``reconstructed`` is e.g.
+        ``ConvSDAEFeatures.reconstruct(noisy)``.
+    image_shape : tuple of int (H, W) or (H, W, C), default=None
+        Needed for flat rows.
+    n_images : int, default=8
+        Number of triples shown (the first ones).
+    n_cols : int, default=8
+        Triples per row triple; more wrap onto further rows.
+    labels : tuple of str, default=("noisy", "reconstructed", "clean")
+        Row labels, on the first column.
+    tile_size : float, default=1.2
+        Inches per image.
+    cmap : str, default="gray"
+        Colour map for grey images.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    rows = [_displayable(images, image_shape) for images in (noisy, reconstructed, clean)]
+    if len({r.shape[1:] for r in rows}) != 1:
+        raise ValueError(
+            f"noisy, reconstructed and clean images must have the same shape, got "
+            f"{[r.shape[1:] for r in rows]}."
+        )
+    n_images = min(n_images, *(len(r) for r in rows))
+    n_cols = min(n_cols, n_images)
+    n_groups = -(-n_images // n_cols)
+    fig, axes = _figure(3 * n_groups, n_cols, tile_size)
+    for i in range(n_images):
+        group, col = divmod(i, n_cols)
+        for offset, images in enumerate(rows):
+            ax = axes[3 * group + offset, col]
+            ax.imshow(np.clip(images[i], 0, 1), cmap=cmap, vmin=0, vmax=1)
+            ax.set_axis_on()
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if col == 0 and labels:
+                ax.set_ylabel(labels[offset], fontsize=8)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def plot_error_by_age(age, abs_error, *, bin_width=5, ax=None, color="tab:blue"):
+    """Mean absolute error of age predictions per age bin, to see where a model fails.
+
+    Each bar is the mean of ``abs_error`` over the faces whose true age falls
+    in the bin, labelled with how many faces that is; empty bins are left
+    out. The dashed line is the overall mean.
+
+    Parameters
+    ----------
+    age : array-like of shape (n,)
+        True ages, in years.
+    abs_error : array-like of shape (n,)
+        Absolute errors ``|predicted - age|``, in years.
+    bin_width : float, default=5
+        Width of the age bins, starting at 0.
+    ax : matplotlib Axes, default=None
+        Drawn into; a new figure when None.
+    color : str, default="tab:blue"
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    age = np.asarray(age, dtype=np.float64).ravel()
+    abs_error = np.asarray(abs_error, dtype=np.float64).ravel()
+    if len(age) != len(abs_error):
+        raise ValueError(
+            f"age and abs_error must have the same length, got {len(age)} and "
+            f"{len(abs_error)}."
+        )
+    if bin_width <= 0:
+        raise ValueError(f"bin_width must be positive, got {bin_width!r}.")
+    bins = np.floor(age / bin_width).astype(np.int64)
+    edges = np.unique(bins)
+    means = np.array([abs_error[bins == b].mean() for b in edges])
+    counts = np.array([(bins == b).sum() for b in edges])
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(edges) + 2), 3.5))
+    else:
+        fig = ax.figure
+    left = edges * bin_width
+    bars = ax.bar(left, means, width=0.9 * bin_width, align="edge", color=color)
+    for bar, count in zip(bars, counts):
+        ax.annotate(
+            f"{count}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center", va="bottom", fontsize=6,
+        )
+    if len(abs_error):
+        ax.axhline(abs_error.mean(), color="k", linestyle="--", linewidth=1,
+                   label=f"overall {abs_error.mean():.2f}")
+        ax.legend(fontsize=8, loc="upper left")
+    ax.set_xlabel("true age (years); bar labels: number of faces")
+    ax.set_ylabel("MAE (years)")
+    fig.tight_layout()
     return fig

@@ -2,5 +2,12 @@
 
 from ._dbn import DBNReconstructor
 from ._embedding import CenterLossEmbedder
+from ._sdae import ConvSDAEFeatures, SDAEClassifier, SDAERegressor
 
-__all__ = ["CenterLossEmbedder", "DBNReconstructor"]
+__all__ = [
+    "CenterLossEmbedder",
+    "ConvSDAEFeatures",
+    "DBNReconstructor",
+    "SDAEClassifier",
+    "SDAERegressor",
+]

@@ -1,0 +1,398 @@
+r"""Conv SDAE features for UTKFace gender and age: frozen, fine-tuned, from scratch; memory= timing.
+
+Prints one JSON object per row (see bench/README.md) and a Markdown table on
+stderr. Data: UTKFace aligned & cropped faces from the shared data home.
+Every row uses the same folds: ``StratifiedKFold(5, shuffle=True,
+random_state=0)`` on gender over the faces used (``--folds`` runs a prefix
+of those five folds). Scores are means over the folds run.
+
+    python bench/sdae.py --quick        # CI smoke run on the CPU, a few minutes
+    python bench/sdae.py                # full table (meant for CUDA): 64x64 RGB, 5 folds
+    python bench/sdae.py --size 48 --folds 2 --channels 32,64,128 --convs-per-layer 1 \
+        --pretrain-epochs 3 --joint-epochs 0 --epochs 6 --memory-images 1500 \
+        --memory-epochs 1 --threads 1                          # reduced CPU table
+
+Rows: PCA-128 (48x48 grey) + LogisticRegression / Ridge; frozen
+``ConvSDAEFeatures`` + StandardScaler + LogisticRegression / Ridge; the
+encoder fine-tuned end to end (``SDAEClassifier`` / ``SDAERegressor``) from
+the pretrained weights and from a random start; a grid search over 5
+LogisticRegression settings in a ``Pipeline`` with and without ``memory=``,
+timed, with the encoder fits counted.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+BENCH = "sdae"
+N_SPLITS = 5
+SEED = 0
+
+
+def _device_name(device):
+    import torch
+
+    if device.startswith("cuda"):
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return (
+        f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{torch.get_num_threads()} torch threads)"
+    )
+
+
+def emit(what, value, unit, *, device, baseline=None, config=None, **extra):
+    ratio = None
+    if value is not None and baseline not in (None, 0):
+        ratio = round(value / baseline, 3)
+    row = {
+        "bench": BENCH,
+        "what": what,
+        "value": value,
+        "unit": unit,
+        "baseline": baseline,
+        "ratio": ratio,
+        "device": _device_name(device),
+        "config": config or {},
+        **extra,
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def _default_data_home():
+    env = os.environ.get("SKFACE_DATA")
+    if env:
+        return env
+    return str(Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def load(data_home, size, color):
+    from skface.datasets import fetch_utkface
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the three malformed file names, named in `skipped`
+        return fetch_utkface(data_home=data_home, size=size, color=color,
+                             download_if_missing=False)
+
+
+def choose(gender, n_images):
+    """Indices of the faces used: all, or a gender-stratified random subset."""
+    if not n_images or n_images >= len(gender):
+        return np.arange(len(gender))
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(gender)), train_size=n_images, stratify=gender,
+                               random_state=SEED)
+    return np.sort(keep)
+
+
+def folds(gender, n_folds):
+    from sklearn.model_selection import StratifiedKFold
+
+    splits = StratifiedKFold(N_SPLITS, shuffle=True, random_state=SEED).split(gender, gender)
+    return list(splits)[:n_folds]
+
+
+def mae(y, pred):
+    return float(np.mean(np.abs(np.asarray(y, float) - pred)))
+
+
+def _heads():
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    # Regularisation for ~5,000 standardised features from ~10,000 faces; both
+    # scores moved by less than 0.003 / 0.2 years over a 10x range on fold 0.
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=3000))
+    reg = make_pipeline(StandardScaler(), Ridge(alpha=1000.0))
+    return clf, reg
+
+
+def pca_rows(data_home, keep, splits, device):
+    """PCA-128 + LogisticRegression / Ridge on 48x48 grey faces, on the same folds."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    grey = load(data_home, 48, False)
+    X = grey.images[keep].reshape(len(keep), -1)
+    gender, age = grey.gender[keep], grey.age[keep].astype(float)
+    accs, maes, secs = [], [], []
+    for train, test in splits:
+        start = time.perf_counter()
+        clf = make_pipeline(PCA(128, random_state=SEED), StandardScaler(),
+                            LogisticRegression(max_iter=3000))
+        accs.append(clf.fit(X[train], gender[train]).score(X[test], gender[test]))
+        reg = make_pipeline(PCA(128, random_state=SEED), Ridge(alpha=1.0))
+        maes.append(mae(age[test], reg.fit(X[train], age[train]).predict(X[test])))
+        secs.append(time.perf_counter() - start)
+    config = {"image": "48x48 grey", "pca": 128, "folds": len(splits),
+              "per_fold": [round(a, 4) for a in accs], "fit_s_per_fold": _r(secs),
+              "heads": "PCA-128 -> StandardScaler -> LogisticRegression(C=1); "
+                       "PCA-128 -> Ridge(alpha=1)"}
+    acc, err = float(np.mean(accs)), float(np.mean(maes))
+    emit("pca128_logreg_gender_accuracy", round(acc, 4), "accuracy", device=device,
+         config=config)
+    emit("pca128_ridge_age_mae", round(err, 3), "years", device=device,
+         config={**config, "per_fold": [round(m, 3) for m in maes]})
+    return acc, err
+
+
+def _r(values, digits=1):
+    return [round(float(v), digits) for v in values]
+
+
+def _encoder(args, device, **overrides):
+    from skface.estimators import ConvSDAEFeatures
+
+    params = dict(
+        layer_channels=args.channels, convs_per_layer=args.convs_per_layer,
+        noise=args.noise, noise_level=args.noise_level,
+        pretrain_epochs=args.pretrain_epochs, finetune_epochs=args.joint_epochs,
+        lr=args.lr, batch_size=args.batch_size, device=device, random_state=SEED,
+        verbose=args.verbose,
+    )
+    return ConvSDAEFeatures(**{**params, **overrides})
+
+
+def _head_params(args, device):
+    return dict(max_epochs=args.epochs, lr=args.finetune_lr, batch_size=args.batch_size,
+                device=device, random_state=SEED, verbose=args.verbose)
+
+
+def _train_s(net):
+    return float(np.sum(net.history[:, "dur"])) if len(net.history) else 0.0
+
+
+def sdae_rows(X, gender, age, splits, args, device, pca):
+    """Frozen features + linear heads, fine-tuned from pretraining, fine-tuned from scratch."""
+    from skface.estimators import SDAEClassifier, SDAERegressor
+
+    scores = {key: [] for key in ("frozen_acc", "frozen_mae", "ft_acc", "ft_mae",
+                                  "scratch_acc", "scratch_mae")}
+    times = {key: [] for key in ("pretrain_s", "heads_s", "ft_clf_s", "ft_reg_s",
+                                 "scratch_clf_s", "scratch_reg_s")}
+    for k, (train, test) in enumerate(splits):
+        start = time.perf_counter()
+        sdae = _encoder(args, device).fit(X[train])
+        times["pretrain_s"].append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        f_train, f_test = sdae.transform(X[train]), sdae.transform(X[test])
+        clf, reg = _heads()
+        scores["frozen_acc"].append(clf.fit(f_train, gender[train]).score(f_test, gender[test]))
+        scores["frozen_mae"].append(mae(age[test], reg.fit(f_train, age[train]).predict(f_test)))
+        times["heads_s"].append(time.perf_counter() - start)
+
+        for tag, encoder in (("ft", sdae), ("scratch", _encoder(args, device, pretrain_epochs=0,
+                                                                 finetune_epochs=0))):
+            model = SDAEClassifier(encoder, **_head_params(args, device)).fit(
+                X[train], gender[train])
+            scores[f"{tag}_acc"].append(model.score(X[test], gender[test]))
+            times[f"{tag}_clf_s"].append(_train_s(model.net_))
+            model = SDAERegressor(encoder, **_head_params(args, device)).fit(
+                X[train], age[train])
+            pred = model.predict(X[test])
+            scores[f"{tag}_mae"].append(mae(age[test], pred))
+            times[f"{tag}_reg_s"].append(_train_s(model.net_))
+            if tag == "ft" and k == 0:
+                np.savez(Path(args.out_dir) / "sdae_fold0_age.npz", age=age[test], pred=pred)
+        print(f"fold {k}: " + ", ".join(f"{key}={v[-1]:.4g}" for key, v in scores.items()),
+              file=sys.stderr, flush=True)
+
+    n_train = int(np.mean([len(t) for t, _ in splits]))
+    config = {
+        "image": f"{args.size}x{args.size} {'RGB' if args.color else 'grey'}",
+        "folds": len(splits), "n_images": len(X), "n_train_per_fold": n_train,
+        "layer_channels": list(args.channels), "convs_per_layer": args.convs_per_layer,
+        "noise": f"{args.noise} {args.noise_level}",
+        "pretrain_epochs_per_layer": args.pretrain_epochs, "joint_epochs": args.joint_epochs,
+        "pooling": "flatten", "batch_size": args.batch_size,
+    }
+    frozen = {**config, "heads": "StandardScaler -> LogisticRegression(C=0.01) / Ridge(1000)",
+              "pretrain_s_per_fold": _r(times["pretrain_s"]),
+              "heads_s_per_fold": _r(times["heads_s"])}
+    tuned = {**config, "max_epochs": args.epochs, "lr": args.finetune_lr,
+             "optimizer": "AdamW, cosine decay", "augment": "flips, shifts <= 8%",
+             "regression_loss": "huber on standardised age"}
+    mean = {key: float(np.mean(v)) for key, v in scores.items()}
+
+    def per_fold(key, digits=4):
+        return [round(v, digits) for v in scores[key]]
+
+    emit("frozen_sdae_logreg_gender_accuracy", round(mean["frozen_acc"], 4), "accuracy",
+         baseline=round(pca[0], 4), device=device,
+         config={**frozen, "per_fold": per_fold("frozen_acc"), "baseline": "PCA-128 + LR"},
+         bar=">= 0.88", passed=bool(mean["frozen_acc"] >= 0.88))
+    emit("frozen_sdae_ridge_age_mae", round(mean["frozen_mae"], 3), "years",
+         baseline=round(pca[1], 3), device=device,
+         config={**frozen, "per_fold": per_fold("frozen_mae", 3), "baseline": "PCA-128 + Ridge"},
+         bar="<= 8.0", passed=bool(mean["frozen_mae"] <= 8.0))
+    emit("finetuned_pretrained_gender_accuracy", round(mean["ft_acc"], 4), "accuracy",
+         baseline=round(mean["frozen_acc"], 4), device=device,
+         config={**tuned, "per_fold": per_fold("ft_acc"), "baseline": "frozen SDAE + LR",
+                 "train_s_per_fold": _r(times["ft_clf_s"]),
+                 "pretrain_s_per_fold": _r(times["pretrain_s"])},
+         bar=">= 0.92", passed=bool(mean["ft_acc"] >= 0.92))
+    emit("finetuned_pretrained_age_mae", round(mean["ft_mae"], 3), "years",
+         baseline=round(mean["frozen_mae"], 3), device=device,
+         config={**tuned, "per_fold": per_fold("ft_mae", 3), "baseline": "frozen SDAE + Ridge",
+                 "train_s_per_fold": _r(times["ft_reg_s"]),
+                 "pretrain_s_per_fold": _r(times["pretrain_s"])},
+         bar="<= 5.5", passed=bool(mean["ft_mae"] <= 5.5))
+    emit("finetuned_scratch_gender_accuracy", round(mean["scratch_acc"], 4), "accuracy",
+         baseline=round(mean["ft_acc"], 4), device=device,
+         config={**tuned, "per_fold": per_fold("scratch_acc"), "init": "random (no pretraining)",
+                 "baseline": "fine-tuned from pretrained",
+                 "train_s_per_fold": _r(times["scratch_clf_s"])})
+    emit("finetuned_scratch_age_mae", round(mean["scratch_mae"], 3), "years",
+         baseline=round(mean["ft_mae"], 3), device=device,
+         config={**tuned, "per_fold": per_fold("scratch_mae", 3),
+                 "init": "random (no pretraining)",
+                 "baseline": "fine-tuned from pretrained",
+                 "train_s_per_fold": _r(times["scratch_reg_s"])})
+    return mean
+
+
+def memory_row(X, gender, args, device):
+    """Grid search over 5 LogisticRegression settings: Pipeline(memory=...) against none."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skface.estimators import ConvSDAEFeatures
+
+    keep = choose(gender, args.memory_images)
+    X, y = X[keep], gender[keep]
+    fits = []
+    original = ConvSDAEFeatures.fit
+
+    def counting_fit(self, X, y=None):
+        fits.append(len(X))
+        return original(self, X, y)
+
+    grid = {"clf__C": [0.001, 0.003, 0.01, 0.03, 0.1]}
+    cv = StratifiedKFold(3, shuffle=True, random_state=SEED)
+    results = {}
+    ConvSDAEFeatures.fit = counting_fit
+    try:
+        for label in ("memory", "no_memory"):
+            cache = tempfile.mkdtemp(prefix="skface-sdae-") if label == "memory" else None
+            pipe = Pipeline(
+                [("sdae", _encoder(args, device, pretrain_epochs=args.memory_epochs,
+                                   finetune_epochs=0)),
+                 ("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=2000))],
+                memory=cache,
+            )
+            fits.clear()
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                search = GridSearchCV(pipe, grid, cv=cv).fit(X, y)
+            results[label] = (time.perf_counter() - start, len(fits), search.best_params_)
+            if cache:
+                shutil.rmtree(cache, ignore_errors=True)
+    finally:
+        ConvSDAEFeatures.fit = original
+    (with_s, with_fits, best), (without_s, without_fits, _) = (
+        results["memory"], results["no_memory"])
+    emit("grid_search_5_heads_memory_wall_s", round(with_s, 1), "s",
+         baseline=round(without_s, 1), device=device,
+         config={"n_images": len(X), "cv": 3, "grid": grid, "candidates": 5,
+                 "encoder_fits_with_memory": with_fits,
+                 "encoder_fits_without_memory": without_fits,
+                 "expected": "with memory: 3 folds + 1 refit; without: 5 x 3 + 1",
+                 "encoder_pretrain_epochs": args.memory_epochs, "image": f"{args.size}px",
+                 "best": best, "baseline": "same GridSearchCV, Pipeline(memory=None)"},
+         encoder_fits=with_fits, encoder_fits_baseline=without_fits)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-home", default=_default_data_home())
+    parser.add_argument("--quick", action="store_true",
+                        help="CI smoke run: 1,000 faces at 32px, 2 folds, 1-2 epochs")
+    parser.add_argument("--size", type=int, default=None, help="image side (default 64)")
+    parser.add_argument("--grey", action="store_true", help="grey instead of RGB")
+    parser.add_argument("--n-images", type=int, default=None, help="subset (default: all)")
+    parser.add_argument("--folds", type=int, default=None, help="folds run, of 5 (default 5)")
+    parser.add_argument("--channels", type=lambda s: tuple(int(c) for c in s.split(",")),
+                        default=None, help="layer channels (default 32,64,128,256)")
+    parser.add_argument("--convs-per-layer", type=int, default=None, help="default 2")
+    parser.add_argument("--noise", default="mask", choices=("mask", "gaussian"))
+    parser.add_argument("--noise-level", type=float, default=0.3)
+    parser.add_argument("--pretrain-epochs", type=int, default=None, help="default 20")
+    parser.add_argument("--joint-epochs", type=int, default=None, help="default 10")
+    parser.add_argument("--epochs", type=int, default=None, help="fine-tuning, default 40")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--finetune-lr", type=float, default=2e-3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--memory-images", type=int, default=None, help="default 3000")
+    parser.add_argument("--memory-epochs", type=int, default=None, help="default 2")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 is fastest on a busy shared CPU)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out-dir", default=tempfile.gettempdir(),
+                        help="where fold 0's age predictions go (for plots)")
+    parser.add_argument("--verbose", type=int, default=0)
+    args = parser.parse_args()
+
+    quick = dict(size=32, n_images=1000, folds=2, channels=(16, 32, 64), convs_per_layer=1,
+                 pretrain_epochs=1, joint_epochs=0, epochs=2, memory_images=400,
+                 memory_epochs=1)
+    full = dict(size=64, n_images=None, folds=N_SPLITS, channels=(32, 64, 128, 256),
+                convs_per_layer=2, pretrain_epochs=20, joint_epochs=10, epochs=40,
+                memory_images=3000, memory_epochs=2)
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.color = not args.grey
+
+    import torch
+
+    from skface.estimators._base import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+
+    faces = load(args.data_home, args.size, args.color)
+    keep = choose(faces.gender, args.n_images)
+    X, gender, age = faces.images[keep], faces.gender[keep], faces.age[keep].astype(float)
+    splits = folds(gender, args.folds)
+    start = time.perf_counter()
+    pca = pca_rows(args.data_home, keep, splits, device)
+    mean = sdae_rows(X, gender, age, splits, args, device, pca)
+    if not args.skip_memory:
+        memory_row(X, gender, args, device)
+    print(
+        f"\n{len(splits)} of 5 folds, {len(X)} faces, {args.size}px "
+        f"{'RGB' if args.color else 'grey'}, {time.perf_counter() - start:.0f} s\n\n"
+        "| model | gender accuracy | age MAE (years) |\n|---|---|---|\n"
+        f"| PCA-128 (48x48 grey) + LogisticRegression / Ridge | {pca[0]:.4f} | {pca[1]:.2f} |\n"
+        f"| frozen ConvSDAEFeatures + LogisticRegression / Ridge | {mean['frozen_acc']:.4f} | "
+        f"{mean['frozen_mae']:.2f} |\n"
+        f"| fine-tuned from the pretrained encoder | {mean['ft_acc']:.4f} | "
+        f"{mean['ft_mae']:.2f} |\n"
+        f"| fine-tuned without pretraining | {mean['scratch_acc']:.4f} | "
+        f"{mean['scratch_mae']:.2f} |\n",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()
