@@ -19,6 +19,7 @@ _LAZY = {
     "SDAEClassifier": "skface.estimators",
     "SDAERegressor": "skface.estimators",
     "CenterLossEmbedder": "skface.estimators",
+    "KeypointRegressor": "skface.estimators",
 }
 
 __all__ = ["__version__", *_LAZY]

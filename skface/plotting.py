@@ -8,6 +8,7 @@ __all__ = [
     "plot_denoising",
     "plot_error_by_age",
     "plot_filters",
+    "plot_keypoints",
     "plot_reconstructions",
     "plot_roc",
 ]
@@ -309,4 +310,95 @@ def plot_error_by_age(age, abs_error, *, bin_width=5, ax=None, color="tab:blue")
     ax.set_xlabel("true age (years); bar labels: number of faces")
     ax.set_ylabel("MAE (years)")
     fig.tight_layout()
+    return fig
+
+
+def _points(points, n, name):
+    """(n, K, 2) float points from (n, K, 2) or flat (n, 2K) keypoints, or None."""
+    if points is None:
+        return None
+    points = np.asarray(_as_numpy(points), dtype=np.float64)
+    if points.ndim == 2 and points.shape[1] % 2 == 0:
+        points = points.reshape(len(points), -1, 2)
+    if points.ndim != 3 or points.shape[2] != 2 or len(points) < n:
+        raise ValueError(
+            f"{name} must have shape (n, K, 2) or (n, 2K) with one row per image shown; "
+            f"got {points.shape} for {n} images."
+        )
+    return points
+
+
+def plot_keypoints(
+    images,
+    true=None,
+    pred=None,
+    *,
+    image_shape=None,
+    n_images=8,
+    n_cols=4,
+    tile_size=2.0,
+    cmap="gray",
+    labels=("true", "predicted"),
+    marker_size=9.0,
+):
+    """Faces with their true and predicted keypoints drawn on them.
+
+    True keypoints are green dots, predicted ones red crosses; missing
+    (NaN) keypoints are not drawn. Coordinates are in pixels with the image
+    spanning ``[0, W] x [0, H]`` (the centre of the top-left pixel at
+    ``(0.5, 0.5)``), as :class:`~skface.estimators.KeypointRegressor` and
+    the keypoint fetchers give them.
+
+    Parameters
+    ----------
+    images : array-like of shape (n, H, W), (n, H, W, C) or (n, H*W*C)
+        Faces in any layout :func:`skface._validation.check_images` reads,
+        values in [0, 1] (or uint8).
+    true, pred : array-like of shape (n, K, 2) or (n, 2K), default=None
+        True and predicted (x, y) of each keypoint; either may be None.
+    image_shape : tuple of int (H, W) or (H, W, C), default=None
+        Needed for flat rows.
+    n_images : int, default=8
+        Number of faces shown (the first ones).
+    n_cols : int, default=4
+        Faces per row.
+    tile_size : float, default=2.0
+        Inches per face.
+    cmap : str, default="gray"
+        Colour map for grey images.
+    labels : tuple of str, default=("true", "predicted")
+        Legend entries, on the first face.
+    marker_size : float, default=9.0
+        Marker area in points^2.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    faces = _displayable(images, image_shape)
+    n_images = min(n_images, len(faces))
+    true = _points(true, n_images, "true")
+    pred = _points(pred, n_images, "pred")
+    n_cols = max(1, min(n_cols, n_images))
+    fig, axes = _figure(-(-n_images // n_cols), n_cols, tile_size)
+    height, width = faces.shape[1:3]
+    for i, ax in zip(range(n_images), axes.flat):
+        ax.set_axis_on()
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        # extent puts pixel edges at whole numbers: pixel (0, 0) spans [0, 1].
+        ax.imshow(np.clip(faces[i], 0, 1), cmap=cmap, vmin=0, vmax=1,
+                  extent=(0, width, height, 0))
+        if true is not None:
+            ax.scatter(true[i, :, 0], true[i, :, 1], s=marker_size, c="lime",
+                       edgecolors="k", linewidths=0.3, label=labels[0])
+        if pred is not None:
+            ax.scatter(pred[i, :, 0], pred[i, :, 1], s=marker_size * 1.5, c="red",
+                       marker="x", linewidths=0.8, label=labels[1])
+        ax.set_xlim(0, width)
+        ax.set_ylim(height, 0)
+    if n_images and (true is not None or pred is not None) and labels:
+        axes.flat[0].legend(loc="lower left", fontsize=6, framealpha=0.7, borderpad=0.3,
+                            handletextpad=0.2)
+    fig.tight_layout(pad=0.2)
     return fig

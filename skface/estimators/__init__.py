@@ -2,12 +2,14 @@
 
 from ._dbn import DBNReconstructor
 from ._embedding import CenterLossEmbedder
+from ._keypoints import KeypointRegressor
 from ._sdae import ConvSDAEFeatures, SDAEClassifier, SDAERegressor
 
 __all__ = [
     "CenterLossEmbedder",
     "ConvSDAEFeatures",
     "DBNReconstructor",
+    "KeypointRegressor",
     "SDAEClassifier",
     "SDAERegressor",
 ]

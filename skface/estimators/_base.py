@@ -57,6 +57,45 @@ def to_tensor(array, device):
     return tensor
 
 
+# ITU-R BT.601 luma weights, as PIL's convert("L") uses.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def convert_images(x, size=None, channels=None):
+    """Images to a model's channels and size, on their device.
+
+    Parameters
+    ----------
+    x : Tensor of shape (n, C, H, W)
+        C is 1 or 3.
+    size : (int, int) or None, default=None
+        Output (height, width); resized with antialiased bilinear
+        interpolation (plain bilinear aliases fine detail when shrinking).
+        None keeps the size.
+    channels : {1, 3} or None, default=None
+        1 converts RGB to grey with the BT.601 luma weights, 3 repeats grey
+        on three channels; None keeps the channels.
+
+    Returns
+    -------
+    images : Tensor of shape (n, channels, *size)
+        channels_last on CUDA.
+    """
+    if channels is not None and x.shape[1] != channels:
+        if channels == 1:
+            luma = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+            x = (x * luma).sum(dim=1, keepdim=True)
+        else:
+            x = x.repeat(1, channels, 1, 1)
+    if size is not None and tuple(x.shape[-2:]) != tuple(size):
+        x = torch.nn.functional.interpolate(
+            x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False
+        )
+    if on_cuda(x.device):
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 class TensorBatches:
     """skorch iterator over in-memory tensors: one index per batch, no per-sample work.
 

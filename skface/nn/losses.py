@@ -1,10 +1,10 @@
-"""Losses for face models: center loss (Wen et al. 2016) and softmax plus center loss."""
+"""Losses: center loss (Wen et al. 2016), softmax plus center loss, masked keypoint MSE."""
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CenterLoss", "SoftmaxCenterLoss"]
+__all__ = ["CenterLoss", "MaskedMSELoss", "SoftmaxCenterLoss", "masked_mse"]
 
 
 class CenterLoss(nn.Module):
@@ -133,3 +133,52 @@ class SoftmaxCenterLoss(nn.Module):
         if self.lambda_center:
             loss = loss + self.lambda_center * self.center_loss(features, labels)
         return loss
+
+
+def masked_mse(pred, target):
+    """Mean squared error over the observed targets; NaN targets are left out.
+
+    A missing value (NaN) adds nothing to the sum and nothing to the count,
+    so the loss is the mean over the observed entries only: a keypoint is
+    never pulled toward a fill-in value, and images with few labels do not
+    dilute those with many. Its gradient at missing entries is exactly zero.
+
+    Parameters
+    ----------
+    pred : Tensor of shape (n, ...)
+        Predictions; finite.
+    target : Tensor of the same shape
+        Targets, NaN where missing.
+
+    Returns
+    -------
+    loss : scalar Tensor (float32)
+        0 (with a zero gradient) when no target is observed.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"pred and target must have the same shape, got {tuple(pred.shape)} and "
+            f"{tuple(target.shape)}."
+        )
+    observed = ~torch.isnan(target)
+    # Zero the missing targets before subtracting, so no NaN reaches the graph.
+    diff = torch.where(observed, pred.float() - torch.nan_to_num(target.float()), 0.0)
+    return diff.pow(2).sum() / observed.sum().clamp(min=1)
+
+
+class MaskedMSELoss(nn.Module):
+    """:func:`masked_mse` as a module: mean squared error over the non-NaN targets."""
+
+    def forward(self, pred, target):
+        """The loss of a batch.
+
+        Parameters
+        ----------
+        pred : Tensor of shape (n, ...)
+        target : Tensor of the same shape, NaN where missing
+
+        Returns
+        -------
+        loss : scalar Tensor
+        """
+        return masked_mse(pred, target)

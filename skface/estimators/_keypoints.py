@@ -1,0 +1,709 @@
+"""KeypointRegressor: facial keypoints by a CNN, with missing labels and SDAE pretraining."""
+
+import copy
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from .._validation import check_images
+from ..metrics import keypoint_rmse
+from ..nn.conv_dae import ConvDAEStack
+from ..nn.keypoints import augment_keypoints, default_flip_pairs, flip_permutation
+from ..nn.losses import MaskedMSELoss
+from ._base import FaceEstimatorMixin, FaceNet, autocast, convert_images, on_cuda, seeded, to_tensor
+from ._sdae import ConvSDAEFeatures
+
+try:  # scikit-learn >= 1.6
+    from sklearn.frozen import FrozenEstimator
+except ImportError:  # pragma: no cover
+    FrozenEstimator = None
+
+__all__ = ["KeypointRegressor"]
+
+_POOLINGS = ("avg", "flatten")
+
+
+# -- the network -----------------------------------------------------------------------
+
+
+class _KeypointModule(nn.Module):
+    """Conv trunk, pooling, dropout and a linear head to normalised (x, y) coordinates.
+
+    The head starts at zero weights and the mean training shape as its bias,
+    so training begins from the mean-shape prediction rather than from noise.
+    """
+
+    def __init__(self, trunk, pooling, n_features, n_outputs, dropout, mean_shape):
+        super().__init__()
+        self.trunk = trunk
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(n_features, n_outputs)
+        with torch.no_grad():
+            self.head.weight.zero_()
+            self.head.bias.copy_(torch.as_tensor(mean_shape, dtype=torch.float32))
+
+    def features(self, x):
+        maps = self.trunk(x)
+        return maps.mean(dim=(2, 3)) if self.pooling == "avg" else maps.flatten(1)
+
+    def forward(self, x):
+        features = self.dropout(self.features(x))
+        # The head in float32 even under autocast: bfloat16 keeps about 3 digits,
+        # a fifth of a pixel on a 96-pixel face.
+        with torch.autocast(features.device.type, enabled=False):
+            return self.head(features.float())
+
+
+class _KeypointNet(FaceNet):
+    """skorch net: keypoint-consistent augmentation on the device, one-cycle rate, few syncs.
+
+    Targets are normalised coordinates ``(n, 2K)`` in [-1, 1] of the model's
+    input (NaN where missing). Per batch there is no host synchronisation:
+    batch losses reach ``history`` once per epoch, as in CenterLossEmbedder.
+    A last training batch of a single image is skipped (batch norm).
+    """
+
+    def __init__(self, *args, flip_perm=None, rotation=0.0, scale=0.0, shift=0.0,
+                 lr_schedule="onecycle", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.flip_perm = flip_perm
+        self.rotation = rotation
+        self.scale = scale
+        self.shift = shift
+        self.lr_schedule = lr_schedule
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        self.scheduler_ = None
+        if self.lr_schedule == "onecycle" and X is not None:
+            steps = self.max_epochs * -(-len(X) // self.batch_size)
+            self.scheduler_ = torch.optim.lr_scheduler.OneCycleLR(
+                self.optimizer_, max_lr=self.lr, total_steps=max(steps, 1)
+            )
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        self.scheduler_ = None
+
+    def _augment(self, x, y):
+        flip = self.flip_perm is not None
+        if not (flip or self.rotation or self.scale or self.shift):
+            return x, y
+        height, width = x.shape[-2:]
+        half = torch.tensor([width / 2.0, height / 2.0], device=y.device)
+        points = (y.view(len(y), -1, 2) + 1) * half  # normalised -> pixels
+        perm = None if self.flip_perm is None else self.flip_perm.to(x.device)
+        x, points = augment_keypoints(
+            x, points, perm=perm, flip=flip, rotation=self.rotation, scale=self.scale,
+            shift=self.shift, generator=self.generator_,
+        )
+        if on_cuda(x.device):
+            x = x.contiguous(memory_format=torch.channels_last)  # grid_sample returns NCHW
+        return x, (points / half - 1).reshape(len(y), -1)
+
+    def train_step_single(self, batch, **fit_params):
+        x, y = batch
+        self._set_training(True)
+        x, y = self._augment(x, y)
+        with autocast(self.device):
+            y_pred = self.module_(x)
+        loss = self.get_loss(y_pred, y, X=x, training=True)
+        loss.backward()
+        return {"loss": loss.detach(), "y_pred": y_pred}
+
+    def train_step(self, batch, **fit_params):
+        step = super().train_step(batch, **fit_params)
+        scheduler = self.scheduler_
+        if scheduler is not None and scheduler.last_epoch < scheduler.total_steps:
+            scheduler.step()
+        return step
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        # skorch's loop with the per-batch ``loss.item()`` (a device sync) moved
+        # to one transfer per epoch.
+        if iterator is None:
+            return
+        losses = []
+        for batch in iterator:
+            if training and len(batch[0]) < 2 and len(iterator) > 1:
+                continue  # batch norm cannot train on one image
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            losses.append(step["loss"].detach().float().reshape(()))
+            self.history.record_batch(prefix + "_batch_size", len(batch[0]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        if losses:
+            values = torch.stack(losses).cpu().tolist()
+            rows = [row for row in self.history[-1]["batches"] if prefix + "_batch_size" in row]
+            for row, value in zip(rows[-len(values):], values):
+                row[prefix + "_loss"] = value
+        self.history.record(prefix + "_batch_count", len(losses))
+
+
+# -- checks --------------------------------------------------------------------------
+
+
+def _check_number(name, value, kind=numbers.Real, *, low=0.0, allow_low=True, high=None):
+    bad = not isinstance(value, kind) or isinstance(value, bool)
+    if not bad:
+        bad = value < low or (value == low and not allow_low) or (
+            high is not None and value >= high
+        )
+    if bad:
+        what = "an int" if kind is numbers.Integral else "a number"
+        bounds = f"{'>=' if allow_low else '>'} {low}" + (f" and < {high}" if high else "")
+        raise ValueError(f"{name} must be {what} {bounds}, got {value!r}.")
+
+
+def _check_size(size):
+    """``(height, width)`` from an ``input_size`` parameter, or None."""
+    if size is None:
+        return None
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        size = (size, size)
+    try:
+        height, width = size
+        ok = all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
+                 for s in (height, width))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"input_size must be None, a positive int or (height, width), got {size!r}."
+        )
+    return int(height), int(width)
+
+
+def _check_keypoints(y, n_samples, estimator):
+    """Targets as float64 (n, K, 2), and the number of flat columns (None for 3-D ``y``).
+
+    Flat targets are x0, y0, x1, y1, ...; an odd count ends with an x whose
+    y is not given, which is treated as missing.
+    """
+    name = type(estimator).__name__
+    if y is None:
+        raise ValueError(
+            f"{name} requires y to be passed, but the target y is None: it learns keypoint "
+            "coordinates, (n_samples, n_keypoints, 2) or flat (n_samples, 2 * n_keypoints)."
+        )
+    try:
+        y = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y must hold numeric keypoint coordinates: {exc}") from exc
+    if y.ndim == 0 or len(y) != n_samples:
+        got = "a scalar" if y.ndim == 0 else f"{len(y)} entries"
+        raise ValueError(
+            f"y has {got} but X has {n_samples} images; {name} needs the keypoints of each "
+            "image, in the same order."
+        )
+    if y.ndim == 1:
+        raise ValueError(
+            f"{name} needs keypoint targets of shape (n_samples, n_keypoints, 2) or flat "
+            f"(n_samples, 2 * n_keypoints) as x0, y0, x1, y1, ...; got a 1-D y of shape "
+            f"{y.shape}. For a single coordinate per image use y.reshape(-1, 1)."
+        )
+    if y.ndim not in (2, 3) or (y.ndim == 3 and y.shape[2] != 2):
+        raise ValueError(
+            f"{name} needs keypoint targets of shape (n_samples, n_keypoints, 2) or flat "
+            f"(n_samples, 2 * n_keypoints) as x0, y0, x1, y1, ...; got shape {y.shape}."
+        )
+    if y.shape[1] == 0:
+        raise ValueError(f"y has shape {y.shape}: no keypoints to learn.")
+    if np.isinf(y).any():
+        raise ValueError(
+            "Input y contains infinity; mark a missing keypoint with NaN, not infinity."
+        )
+    if np.isnan(y).all():
+        raise ValueError("Input y contains NaN only: every keypoint is missing.")
+    if y.ndim == 3:
+        return y, None
+    columns = y.shape[1]
+    if columns % 2:
+        y = np.concatenate([y, np.full((n_samples, 1), np.nan)], axis=1)
+    return y.reshape(n_samples, -1, 2), columns
+
+
+def _is_fitted(estimator):
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
+
+
+# -- the estimator ---------------------------------------------------------------------
+
+
+class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
+    """Facial keypoint regression with a CNN, missing labels, and optional SDAE pretraining.
+
+    Images of any size are resized (antialiased bilinear) to ``input_size``
+    and passed through a convolutional trunk, the encoder stack of
+    :class:`~skface.estimators.ConvSDAEFeatures` (``layer_channels``
+    blocks of ``convs_per_layer`` 3x3 convolutions with batch norm and ReLU,
+    each block halving the size); the feature maps are pooled, dropped out
+    and mapped by a linear layer to the coordinates. Keypoints are learnt in
+    coordinates relative to the image, so :meth:`predict` gives them in
+    pixels of whatever images it is given.
+
+    Missing keypoints (NaN) are left out of the loss: it is the mean squared
+    error over the observed coordinates (:func:`skface.nn.losses.masked_mse`),
+    so every image with at least one keypoint helps train, and no keypoint
+    is pulled toward a fill-in value. On Kaggle's ``training.csv`` all 7,049
+    rows are used, not only the 2,140 complete ones.
+
+    Training augments each batch on the device, images and keypoints
+    transformed together in one ``grid_sample`` call: left-right flips that
+    swap the left and right keypoints, small rotations, zooms and shifts.
+    Training uses AdamW with a one-cycle learning rate. On CUDA the trunk
+    runs in bfloat16 autocast, channels-last; the head in float32.
+
+    Coordinates are in pixels with the image spanning ``[0, W] x [0, H]``:
+    the centre of the top-left pixel is ``(0.5, 0.5)``. This is how
+    resizing scales them (``x * new_width / width``, as
+    :func:`~skface.datasets.fetch_youtube_faces_keypoints` does) and how a
+    mirror maps them (``x -> W - x``). For labels that put pixel centres at
+    whole numbers instead (``x`` = column index), add 0.5 to ``y`` before
+    fitting and subtract it from predictions: otherwise a mirrored ``x``
+    comes out one pixel off, and flipping teaches a bias of half a pixel.
+
+    Parameters
+    ----------
+    layer_channels : tuple of int, default=(32, 64, 128, 256, 256)
+        Channels of the trunk's blocks, bottom up; each halves the height
+        and width (96 -> 3 with five). Ignored when ``encoder`` is given.
+    convs_per_layer : int, default=2
+        3x3 convolutions per block, the last with stride 2. Ignored when
+        ``encoder`` is given.
+    pooling : {"avg", "flatten"}, default="avg"
+        Global average of each channel of the top feature maps, or every
+        value of them (``C * h * w`` features, tied to ``input_size``).
+    dropout : float, default=0.3
+        Dropout on the pooled features, in [0, 1).
+    input_size : int, tuple of int (height, width) or None, default=96
+        Size the images are resized to; None keeps the size seen in ``fit``.
+    color : bool or None, default=None
+        True models RGB (grey repeated on three channels), False grey (RGB
+        converted with the BT.601 luma weights), None the channels of the
+        images seen in ``fit``.
+    flip_pairs : "auto", None or sequence of (int, int), default="auto"
+        Left/right keypoint pairs that swap when an image is mirrored
+        during training. "auto" uses the built-in pairs for 15 keypoints
+        (Kaggle's layout, :data:`skface.nn.keypoints.KAGGLE_15_FLIP_PAIRS`)
+        and 68 (iBUG 300-W, :data:`~skface.nn.keypoints.IBUG_68_FLIP_PAIRS`),
+        and does not flip other layouts: mirroring without knowing which
+        point is whose mirror would teach the model to confuse left and
+        right. None never flips.
+    rotation : float, default=10.0
+        Largest random rotation of a training image, in degrees; 0 disables.
+    scale : float, default=0.1
+        Largest random relative zoom, in [0, 1); 0 disables.
+    shift : float, default=0.05
+        Largest random shift as a fraction of the image size, in [0, 0.5);
+        0 disables.
+    pretrain : {None, "sdae"}, default=None
+        "sdae" first trains the trunk without labels as a stacked
+        convolutional denoising autoencoder (a
+        :class:`~skface.estimators.ConvSDAEFeatures` with the same layers,
+        fitted on the training images for ``pretrain_epochs`` epochs per
+        layer), then fine-tunes it on the keypoints. None starts from a
+        random initialisation.
+    pretrain_epochs : int, default=5
+        Greedy denoising epochs per layer with ``pretrain="sdae"``.
+    encoder : ConvSDAEFeatures, FrozenEstimator of one, or None, default=None
+        Where the trunk comes from, instead of ``layer_channels``,
+        ``convs_per_layer`` and ``pretrain``: a fitted encoder gives its
+        trained layers (copied; it is not changed, and it must encode the
+        regressor's number of channels), an unfitted one is cloned and
+        fitted on the training images at ``input_size`` first. Wrap a
+        fitted encoder in :class:`sklearn.frozen.FrozenEstimator` to keep
+        its weights through ``clone`` (cross-validation, grid search).
+    max_epochs : int, default=80
+    lr : float, default=3e-3
+        Peak learning rate of the one-cycle schedule.
+    weight_decay : float, default=1e-2
+        AdamW's decoupled weight decay.
+    batch_size : int, default=64
+    image_shape : tuple of int (H, W) or (H, W, C), default=None
+        Shape of one image, to read flat rows of ``X``.
+    callbacks : list of skorch callbacks, default=None
+        Added to ``net_``.
+    device : str, default="auto"
+        Torch device; "auto" is CUDA when available.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, pretraining, shuffling and augmentation;
+        equal seeds give equal models on the CPU.
+    verbose : int, default=0
+        1 shows progress bars, 2 also skorch's epoch log.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The fitted network (``net_.module_.trunk``, ``.head``) and its history.
+    encoder_ : ConvSDAEFeatures or None
+        The pretrained encoder the trunk was copied from; None without pretraining.
+    n_keypoints_ : int
+        K, the number of keypoints.
+    flip_pairs_ : tuple of (int, int) or None
+        The left/right pairs used for flipping; None when not flipping.
+    mean_shape_ : ndarray of shape (n_keypoints_, 2)
+        Mean of each observed keypoint, relative to the image: (x / W, y / H).
+    input_size_ : tuple of int (height, width)
+    n_channels_ : int
+        Size and channels the images are converted to.
+    image_shape_ : tuple of int (H, W, C)
+        Shape of the images seen in ``fit``.
+    n_features_in_ : int
+        ``H * W * C``.
+    feature_names_in_ : ndarray of str
+        Column names, when ``fit`` got a DataFrame with string column names.
+    device_ : str
+
+    See Also
+    --------
+    skface.metrics.keypoint_rmse : RMSE overall or per keypoint, ignoring missing ones.
+    skface.plotting.plot_keypoints : predicted and true keypoints drawn on faces.
+    skface.datasets.write_keypoints_submission : a Kaggle submission from predictions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skface.estimators import KeypointRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> faces = rng.rand(32, 24, 24).astype(np.float32)
+    >>> points = rng.uniform(4, 20, size=(32, 5, 2))
+    >>> points[0, 1] = np.nan  # a missing keypoint
+    >>> reg = KeypointRegressor((8, 16), convs_per_layer=1, input_size=24, max_epochs=2,
+    ...                         random_state=0).fit(faces, points)
+    >>> reg.predict(faces).shape
+    (32, 5, 2)
+    >>> reg.predict(rng.rand(3, 48, 48)).shape  # other sizes: pixels of those images
+    (3, 5, 2)
+    """
+
+    def __init__(
+        self,
+        layer_channels=(32, 64, 128, 256, 256),
+        *,
+        convs_per_layer=2,
+        pooling="avg",
+        dropout=0.3,
+        input_size=96,
+        color=None,
+        flip_pairs="auto",
+        rotation=10.0,
+        scale=0.1,
+        shift=0.05,
+        pretrain=None,
+        pretrain_epochs=5,
+        encoder=None,
+        max_epochs=80,
+        lr=3e-3,
+        weight_decay=1e-2,
+        batch_size=64,
+        image_shape=None,
+        callbacks=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.layer_channels = layer_channels
+        self.convs_per_layer = convs_per_layer
+        self.pooling = pooling
+        self.dropout = dropout
+        self.input_size = input_size
+        self.color = color
+        self.flip_pairs = flip_pairs
+        self.rotation = rotation
+        self.scale = scale
+        self.shift = shift
+        self.pretrain = pretrain
+        self.pretrain_epochs = pretrain_epochs
+        self.encoder = encoder
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.image_shape = image_shape
+        self.callbacks = callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        # Targets are (x, y) pairs: never a single column.
+        tags.target_tags.single_output = False
+        # score is the negative RMSE in pixels, not R^2: "score > 0.5" does not apply.
+        tags.regressor_tags.poor_score = True
+        return tags
+
+    # -- parameters ----------------------------------------------------------------------
+
+    def _check_params(self):
+        if self.encoder is None:
+            channels = np.atleast_1d(np.asarray(self.layer_channels, dtype=object))
+            if channels.ndim != 1 or len(channels) == 0:
+                raise ValueError(
+                    f"layer_channels must be a non-empty sequence of positive ints, got "
+                    f"{self.layer_channels!r}."
+                )
+            for c in channels:
+                _check_number("every entry of layer_channels", c, numbers.Integral, low=1)
+            _check_number("convs_per_layer", self.convs_per_layer, numbers.Integral, low=1)
+        if self.pooling not in _POOLINGS:
+            raise ValueError(f"pooling must be one of {_POOLINGS}, got {self.pooling!r}.")
+        if self.color not in (None, True, False):
+            raise ValueError(f"color must be None, True or False, got {self.color!r}.")
+        if self.pretrain not in (None, "sdae"):
+            raise ValueError(f"pretrain must be None or 'sdae', got {self.pretrain!r}.")
+        if self.pretrain is not None and self.encoder is not None:
+            raise ValueError(
+                "Pass either pretrain='sdae' or an encoder, not both: the encoder brings "
+                "its own layers and pretraining."
+            )
+        _check_number("dropout", self.dropout, high=1)
+        _check_number("rotation", self.rotation, high=180)
+        _check_number("scale", self.scale, high=1)
+        _check_number("shift", self.shift, high=0.5)
+        _check_number("pretrain_epochs", self.pretrain_epochs, numbers.Integral)
+        _check_number("max_epochs", self.max_epochs, numbers.Integral)
+        _check_number("lr", self.lr, allow_low=False)
+        _check_number("weight_decay", self.weight_decay)
+        _check_number("batch_size", self.batch_size, numbers.Integral, low=1)
+        return _check_size(self.input_size)
+
+    def _check_encoder(self):
+        encoder = self.encoder
+        if FrozenEstimator is not None and isinstance(encoder, FrozenEstimator):
+            encoder = encoder.estimator
+            if not _is_fitted(encoder):
+                raise ValueError(
+                    "encoder is a FrozenEstimator of an unfitted encoder; fit it first."
+                )
+        if encoder is not None and not isinstance(encoder, ConvSDAEFeatures):
+            raise TypeError(
+                f"encoder must be None, a ConvSDAEFeatures (fitted or not) or a "
+                f"FrozenEstimator of a fitted one, got {type(encoder).__name__}."
+            )
+        return encoder
+
+    def _resolve_flip_pairs(self, n_keypoints):
+        pairs = self.flip_pairs
+        if isinstance(pairs, str):
+            if pairs != "auto":
+                raise ValueError(
+                    f"flip_pairs must be 'auto', None or a sequence of (i, j) pairs, got "
+                    f"{pairs!r}."
+                )
+            pairs = default_flip_pairs(n_keypoints)
+        if pairs is None:
+            return None, None
+        try:
+            pairs = tuple((int(i), int(j)) for i, j in pairs)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"flip_pairs must be 'auto', None or a sequence of (i, j) index pairs, got "
+                f"{self.flip_pairs!r}."
+            ) from exc
+        return pairs, flip_permutation(pairs, n_keypoints)
+
+    # -- fitting -------------------------------------------------------------------------
+
+    def fit(self, X, y):
+        """Train the network on images and their keypoints.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W), (n, H, W, C) or (n, H*W*C)
+            Face images of one size (see :func:`skface._validation.check_images`).
+        y : array-like of shape (n, K, 2) or (n, 2K)
+            (x, y) of each keypoint in pixels of its image, flat as
+            x0, y0, x1, y1, ... (the column order of Kaggle's and the
+            YouTube Faces CSVs). NaN where a keypoint is missing; an image
+            may have any number missing. A coordinate whose partner is
+            missing is used only in batches without geometric augmentation
+            (a rotated x needs y). An odd number of flat columns ends with
+            an x alone.
+
+        Returns
+        -------
+        self : KeypointRegressor
+        """
+        size = self._check_params()
+        encoder = self._check_encoder()
+        self.device_ = self._check_common_params()
+        images, _ = self._validate_images(X, reset=True)
+        keypoints, self._flat_columns = _check_keypoints(y, len(images), self)
+        self.n_keypoints_ = keypoints.shape[1]
+        self.flip_pairs_, perm = self._resolve_flip_pairs(self.n_keypoints_)
+        height, width, channels = self.image_shape_
+        self.input_size_ = size or (height, width)
+        self.n_channels_ = channels if self.color is None else (3 if self.color else 1)
+
+        # Relative coordinates: (x / W, y / H) of the image the keypoints belong to.
+        relative = keypoints / np.array([width, height], dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            mean = np.nanmean(relative, axis=0)
+        never = np.isnan(mean).ravel()[: self._flat_columns]
+        if never.any():
+            warnings.warn(
+                f"Target columns {np.flatnonzero(never).tolist()} (x0, y0, x1, ...) are never "
+                "observed in y: they cannot be learnt and are predicted at the image centre.",
+                UserWarning, stacklevel=2,
+            )
+        self.mean_shape_ = np.where(np.isnan(mean), 0.5, mean)
+
+        seed, pretrain_seed, net_seed = self._seeds(3)
+        with seeded(seed, self.device_):
+            x = self._load(images, self.device_)
+            trunk, self.encoder_ = self._build_trunk(x, encoder, pretrain_seed)
+            n_features = self._probe_features(trunk, x)
+            module = _KeypointModule(
+                trunk, self.pooling, n_features, 2 * self.n_keypoints_, self.dropout,
+                mean_shape=2 * self.mean_shape_.ravel() - 1,
+            )
+            targets = to_tensor((2 * relative - 1).reshape(len(images), -1), self.device_)
+            self.net_ = self._make_net(
+                module, desc="KeypointRegressor", net_class=_KeypointNet, seed=net_seed,
+                callbacks=self.callbacks, criterion=MaskedMSELoss,
+                optimizer=torch.optim.AdamW, optimizer__weight_decay=self.weight_decay,
+                max_epochs=self.max_epochs, lr=self.lr, batch_size=self.batch_size,
+                flip_perm=perm, rotation=self.rotation, scale=self.scale, shift=self.shift,
+            )
+            self.net_.initialize()
+            if on_cuda(self.device_):
+                self.net_.module_.to(memory_format=torch.channels_last)
+            if self.max_epochs:
+                self.net_.partial_fit(x, targets)
+        self.net_.module_.eval()
+        return self
+
+    def _load(self, images, device, batch_size=1024):
+        """NCHW ndarray -> float32 tensor on ``device`` at the model's size and channels."""
+        return torch.cat([
+            convert_images(to_tensor(images[i : i + batch_size], device), self.input_size_,
+                           self.n_channels_)
+            for i in range(0, len(images), batch_size)
+        ])
+
+    def _build_trunk(self, x, encoder, seed):
+        """The conv trunk (a copy, on the device) and the encoder it came from, if any."""
+        if encoder is None and self.pretrain is None:
+            stack = ConvDAEStack(
+                self.n_channels_, [int(c) for c in np.atleast_1d(self.layer_channels)],
+                n_convs=self.convs_per_layer,
+            ).to(self.device_)
+            stack.standardize.fit(x)
+            return stack.trunk(), None
+        if encoder is None:
+            encoder = ConvSDAEFeatures(
+                tuple(int(c) for c in np.atleast_1d(self.layer_channels)),
+                convs_per_layer=self.convs_per_layer, pretrain_epochs=self.pretrain_epochs,
+                batch_size=self.batch_size,
+            )
+        if not _is_fitted(encoder):
+            # The encoder sees exactly what the regressor will: resized, converted images.
+            encoder = clone(encoder).set_params(
+                input_size=None, color=None, image_shape=None, device=self.device_,
+                verbose=self.verbose,
+                random_state=seed if encoder.random_state is None else encoder.random_state,
+            )
+            encoder.fit(x.permute(0, 2, 3, 1).float().cpu().numpy())
+        elif encoder.n_channels_ != self.n_channels_:
+            raise ValueError(
+                f"The encoder encodes {encoder.n_channels_}-channel images but the regressor "
+                f"models {self.n_channels_}; set color={encoder.n_channels_ == 3} or refit "
+                "the encoder."
+            )
+        stack = encoder.net_.module_.stack
+        # A copy: fine-tuning never changes the encoder the caller passed.
+        trunk = copy.deepcopy(stack.trunk()).to(self.device_)
+        return trunk, encoder
+
+    def _probe_features(self, trunk, x):
+        """Number of pooled features, from one forward pass on two images."""
+        training = trunk.training
+        trunk.eval()
+        with torch.no_grad():
+            maps = trunk(x[:2].float())
+        trunk.train(training)
+        return int(maps.shape[1] if self.pooling == "avg" else maps[0].numel())
+
+    # -- inference -----------------------------------------------------------------------
+
+    def _validate_any_size(self, X):
+        """Images (n, C, H, W) of any size; flat rows must have the fitted shape."""
+        check_is_fitted(self)
+        ndim = getattr(X, "ndim", None)
+        if ndim is None:
+            X = np.asarray(X)
+            ndim = X.ndim
+        if ndim == 2:
+            # A flat row has no shape of its own: it is read in the fitted one.
+            images, _ = self._validate_images(X, reset=False)
+            return images
+        images, _ = check_images(X, estimator=self)
+        return images
+
+    def _relative(self, images):
+        """Predicted (n, K, 2) coordinates relative to the image, float64."""
+        module = self.net_.module_.eval()
+
+        def forward(x):
+            return module(convert_images(x, self.input_size_, self.n_channels_))
+
+        out = self._apply_batched(forward, images, device=self.net_.device, batch_size=256)
+        return (out.astype(np.float64).reshape(len(images), -1, 2) + 1) / 2
+
+    def predict(self, X):
+        """Keypoints of each face, in pixels of the images given.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W), (n, H, W, C) or (n, H*W*C)
+            Images of any one size (flat rows: the size seen in ``fit``).
+
+        Returns
+        -------
+        keypoints : ndarray of shape (n, K, 2) or (n, 2K)
+            (x, y) in pixels of ``X``'s images, float64, in the shape of the
+            ``y`` seen in ``fit`` (flat: as many columns).
+        """
+        images = self._validate_any_size(X)
+        height, width = images.shape[-2:]
+        points = self._relative(images) * np.array([width, height], dtype=np.float64)
+        if self._flat_columns is None:
+            return points
+        return points.reshape(len(points), -1)[:, : self._flat_columns]
+
+    def score(self, X, y, sample_weight=None):
+        """Negative root mean squared error of the coordinates, in pixels.
+
+        Missing keypoints (NaN in ``y``) are left out. Higher is better, as
+        scikit-learn's model selection expects.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W), (n, H, W, C) or (n, H*W*C)
+        y : array-like of shape (n, K, 2) or (n, 2K)
+            True keypoints in pixels of ``X``'s images, NaN where missing.
+        sample_weight : array-like of shape (n,), default=None
+            Weight of each image's squared errors.
+
+        Returns
+        -------
+        score : float
+            ``-keypoint_rmse(y, self.predict(X))``.
+        """
+        return -keypoint_rmse(y, self.predict(X), sample_weight=sample_weight)
