@@ -11,6 +11,7 @@ from torch import nn
 
 from .._validation import restore_layout
 from ..nn.rbm import RBM, cd_step, sample_stack, unroll
+from ._params import check_number
 from ._base import FaceEstimatorMixin, FaceNet, autocast, seeded, to_tensor
 
 __all__ = ["DBNReconstructor"]
@@ -91,12 +92,6 @@ def _default_lr(spec):
     return 0.001 if gaussian else 0.05
 
 
-def _check_positive(name, value, kind=numbers.Real, allow_zero=False):
-    bad = not isinstance(value, kind) or isinstance(value, bool)
-    if bad or value < 0 or (value == 0 and not allow_zero):
-        what = "int" if kind is numbers.Integral else "number"
-        sign = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be a {sign} {what}, got {value!r}.")
 
 
 class DBNReconstructor(
@@ -253,7 +248,7 @@ class DBNReconstructor(
                 f"{self.hidden_layer_sizes!r}."
             )
         for size in sizes:
-            _check_positive("every hidden layer size", size, numbers.Integral)
+            check_number("every hidden layer size", size, numbers.Integral, low=1)
         for name, options in (
             ("visible_units", ("gaussian", "bernoulli")),
             ("code_units", ("linear", "sigmoid")),
@@ -261,11 +256,11 @@ class DBNReconstructor(
             if getattr(self, name) not in options:
                 raise ValueError(f"{name} must be one of {options}, got {getattr(self, name)!r}.")
         for name in ("pretrain_epochs", "finetune_epochs"):
-            _check_positive(name, getattr(self, name), numbers.Integral, allow_zero=True)
+            check_number(name, getattr(self, name), numbers.Integral, low=0)
         for name in ("cd_k", "batch_size"):
-            _check_positive(name, getattr(self, name), numbers.Integral)
-        _check_positive("finetune_lr", self.finetune_lr)
-        _check_positive("weight_decay", self.weight_decay, allow_zero=True)
+            check_number(name, getattr(self, name), numbers.Integral, low=1)
+        check_number("finetune_lr", self.finetune_lr, low=0, low_inclusive=False)
+        check_number("weight_decay", self.weight_decay, low=0)
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}.")
         if self.pretrain_lr is None:
@@ -279,7 +274,7 @@ class DBNReconstructor(
                 f"got {self.pretrain_lr!r}."
             )
         for lr in lrs:
-            _check_positive("pretrain_lr", lr)
+            check_number("pretrain_lr", lr, low=0, low_inclusive=False)
         return [int(s) for s in sizes], lrs
 
     # -- fitting -------------------------------------------------------------------
@@ -489,8 +484,8 @@ class DBNReconstructor(
             float32, in the layout of ``fit``'s input.
         """
         check_is_fitted(self)
-        _check_positive("n_samples", n_samples, numbers.Integral)
-        _check_positive("n_steps", n_steps, numbers.Integral, allow_zero=True)
+        check_number("n_samples", n_samples, numbers.Integral, low=1)
+        check_number("n_steps", n_steps, numbers.Integral, low=0)
         rbms = [net.module_ for net in self.rbm_nets_]
         device = rbms[0].weight.device
         seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))

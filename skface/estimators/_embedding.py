@@ -16,6 +16,7 @@ from ..backbones import build_backbone
 from ..nn.augment import center_crop, random_crop, random_flip
 from ..nn.heads import ScaledLinearHead
 from ..nn.losses import SoftmaxCenterLoss
+from ._params import check_number
 from ._base import FaceEstimatorMixin, FaceNet, autocast, on_cuda, seeded, to_tensor
 
 __all__ = ["CenterLossEmbedder"]
@@ -122,20 +123,6 @@ class _EmbedderNet(FaceNet):
         self.history.record(prefix + "_batch_count", len(losses))
 
 
-def _check_number(name, value, *, kind=numbers.Real, low=None, high=None, low_open=False):
-    bad = not isinstance(value, kind) or isinstance(value, bool)
-    if not bad and low is not None:
-        bad = value <= low if low_open else value < low
-    if not bad and high is not None:
-        bad = value > high
-    if bad:
-        what = "an int" if kind is numbers.Integral else "a number"
-        bounds = []
-        if low is not None:
-            bounds.append(f"{'>' if low_open else '>='} {low}")
-        if high is not None:
-            bounds.append(f"<= {high}")
-        raise ValueError(f"{name} must be {what} {' and '.join(bounds)}, got {value!r}.")
 
 
 class CenterLossEmbedder(
@@ -323,17 +310,17 @@ class CenterLossEmbedder(
     # -- parameters --------------------------------------------------------------
 
     def _check_params(self):
-        _check_number("embedding_dim", self.embedding_dim, kind=numbers.Integral, low=1)
-        _check_number("lambda_center", self.lambda_center, low=0)
-        _check_number("alpha_center", self.alpha_center, low=0, high=1)
-        _check_number("logit_scale", self.logit_scale, low=0, low_open=True)
-        _check_number("max_epochs", self.max_epochs, kind=numbers.Integral, low=0)
-        _check_number("lr", self.lr, low=0, low_open=True)
-        _check_number("momentum", self.momentum, low=0, high=0.999)
-        _check_number("weight_decay", self.weight_decay, low=0)
-        _check_number("batch_size", self.batch_size, kind=numbers.Integral, low=1)
+        check_number("embedding_dim", self.embedding_dim, numbers.Integral, low=1)
+        check_number("lambda_center", self.lambda_center, low=0)
+        check_number("alpha_center", self.alpha_center, low=0, high=1, high_inclusive=True)
+        check_number("logit_scale", self.logit_scale, low=0, low_inclusive=False)
+        check_number("max_epochs", self.max_epochs, numbers.Integral, low=0)
+        check_number("lr", self.lr, low=0, low_inclusive=False)
+        check_number("momentum", self.momentum, low=0, high=0.999, high_inclusive=True)
+        check_number("weight_decay", self.weight_decay, low=0)
+        check_number("batch_size", self.batch_size, numbers.Integral, low=1)
         if self.crop_size is not None:
-            _check_number("crop_size", self.crop_size, kind=numbers.Integral, low=1)
+            check_number("crop_size", self.crop_size, numbers.Integral, low=1)
         if self.lr_schedule not in ("onecycle", "constant"):
             raise ValueError(
                 f"lr_schedule must be 'onecycle' or 'constant', got {self.lr_schedule!r}."

@@ -16,6 +16,7 @@ from ..metrics import keypoint_rmse
 from ..nn.conv_dae import ConvDAEStack
 from ..nn.keypoints import augment_keypoints, default_flip_pairs, flip_permutation
 from ..nn.losses import MaskedMSELoss
+from ._params import check_number, check_size
 from ._base import FaceEstimatorMixin, FaceNet, autocast, convert_images, on_cuda, seeded, to_tensor
 from ._sdae import ConvSDAEFeatures
 
@@ -150,35 +151,8 @@ class _KeypointNet(FaceNet):
 # -- checks --------------------------------------------------------------------------
 
 
-def _check_number(name, value, kind=numbers.Real, *, low=0.0, allow_low=True, high=None):
-    bad = not isinstance(value, kind) or isinstance(value, bool)
-    if not bad:
-        bad = value < low or (value == low and not allow_low) or (
-            high is not None and value >= high
-        )
-    if bad:
-        what = "an int" if kind is numbers.Integral else "a number"
-        bounds = f"{'>=' if allow_low else '>'} {low}" + (f" and < {high}" if high else "")
-        raise ValueError(f"{name} must be {what} {bounds}, got {value!r}.")
 
 
-def _check_size(size):
-    """``(height, width)`` from an ``input_size`` parameter, or None."""
-    if size is None:
-        return None
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
-        size = (size, size)
-    try:
-        height, width = size
-        ok = all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
-                 for s in (height, width))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(
-            f"input_size must be None, a positive int or (height, width), got {size!r}."
-        )
-    return int(height), int(width)
 
 
 def _check_keypoints(y, n_samples, estimator):
@@ -458,8 +432,8 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
                     f"{self.layer_channels!r}."
                 )
             for c in channels:
-                _check_number("every entry of layer_channels", c, numbers.Integral, low=1)
-            _check_number("convs_per_layer", self.convs_per_layer, numbers.Integral, low=1)
+                check_number("every entry of layer_channels", c, numbers.Integral, low=1)
+            check_number("convs_per_layer", self.convs_per_layer, numbers.Integral, low=1)
         if self.pooling not in _POOLINGS:
             raise ValueError(f"pooling must be one of {_POOLINGS}, got {self.pooling!r}.")
         if self.color not in (None, True, False):
@@ -471,16 +445,16 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
                 "Pass either pretrain='sdae' or an encoder, not both: the encoder brings "
                 "its own layers and pretraining."
             )
-        _check_number("dropout", self.dropout, high=1)
-        _check_number("rotation", self.rotation, high=180)
-        _check_number("scale", self.scale, high=1)
-        _check_number("shift", self.shift, high=0.5)
-        _check_number("pretrain_epochs", self.pretrain_epochs, numbers.Integral)
-        _check_number("max_epochs", self.max_epochs, numbers.Integral)
-        _check_number("lr", self.lr, allow_low=False)
-        _check_number("weight_decay", self.weight_decay)
-        _check_number("batch_size", self.batch_size, numbers.Integral, low=1)
-        return _check_size(self.input_size)
+        check_number("dropout", self.dropout, low=0, high=1)
+        check_number("rotation", self.rotation, low=0, high=180)
+        check_number("scale", self.scale, low=0, high=1)
+        check_number("shift", self.shift, low=0, high=0.5)
+        check_number("pretrain_epochs", self.pretrain_epochs, numbers.Integral, low=0)
+        check_number("max_epochs", self.max_epochs, numbers.Integral, low=0)
+        check_number("lr", self.lr, low=0, low_inclusive=False)
+        check_number("weight_decay", self.weight_decay, low=0)
+        check_number("batch_size", self.batch_size, numbers.Integral, low=1)
+        return check_size(self.input_size)
 
     def _check_encoder(self):
         encoder = self.encoder

@@ -5,7 +5,6 @@ import numbers
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -23,7 +22,15 @@ from torch import nn
 
 from .._validation import check_targets, restore_layout
 from ..nn.conv_dae import NOISE_KINDS, POOLINGS, ConvDAEStack, flip_shift, pool_features
-from ._base import FaceEstimatorMixin, FaceNet, autocast, on_cuda, seeded, to_tensor
+from ._params import check_choice, check_number, check_size
+from ._base import (
+    FaceEstimatorMixin,
+    FaceNet,
+    autocast,
+    convert_images,
+    seeded,
+    to_tensor,
+)
 
 try:  # scikit-learn >= 1.6
     from sklearn.frozen import FrozenEstimator
@@ -32,72 +39,14 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["ConvSDAEFeatures", "SDAEClassifier", "SDAERegressor"]
 
-# ITU-R BT.601 luma weights, as PIL's convert("L") uses.
-_LUMA = (0.299, 0.587, 0.114)
-
-
-# -- parameter checks ------------------------------------------------------------------
-
-
-def _check_number(name, value, kind=numbers.Real, *, low=0, allow_low=False, high=None):
-    bad = not isinstance(value, kind) or isinstance(value, bool)
-    too_high = high is not None and not bad and value >= high
-    if bad or value < low or (value == low and not allow_low) or too_high:
-        what = "int" if kind is numbers.Integral else "number"
-        bounds = f">= {low}" if allow_low else f"> {low}"
-        if high is not None:
-            bounds += f" and < {high}"
-        raise ValueError(f"{name} must be a {what} {bounds}, got {value!r}.")
-
-
-def _check_choice(name, value, options):
-    if value not in options:
-        raise ValueError(f"{name} must be one of {options}, got {value!r}.")
-
-
-def _check_size(size):
-    """``(height, width)`` from an ``input_size`` parameter, or None."""
-    if size is None:
-        return None
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
-        size = (size, size)
-    try:
-        height, width = size
-        ok = all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
-                 for s in (height, width))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(
-            f"input_size must be None, a positive int or (height, width), got {size!r}."
-        )
-    return int(height), int(width)
-
 
 # -- image preparation -----------------------------------------------------------------
-
-
-def _convert(x, size, channels):
-    """Images ``x`` (n, C, H, W) to ``channels`` channels and spatial ``size`` (H', W')."""
-    if x.shape[1] != channels:
-        if channels == 1:
-            luma = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-            x = (x * luma).sum(dim=1, keepdim=True)
-        else:
-            x = x.repeat(1, channels, 1, 1)
-    if size is not None and tuple(x.shape[-2:]) != tuple(size):
-        # Antialiasing matters when shrinking: plain bilinear would alias fine detail.
-        x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True,
-                          align_corners=False)
-    if on_cuda(x.device):
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
 
 
 def _load(images, size, channels, device, batch_size=1024):
     """NCHW ndarray -> float32 tensor on ``device`` at the model's size and channels."""
     return torch.cat([
-        _convert(to_tensor(images[i : i + batch_size], device), size, channels)
+        convert_images(to_tensor(images[i : i + batch_size], device), size, channels)
         for i in range(0, len(images), batch_size)
     ])
 
@@ -348,21 +297,21 @@ class ConvSDAEFeatures(
                 f"{self.layer_channels!r}."
             )
         for c in channels:
-            _check_number("every entry of layer_channels", c, numbers.Integral)
-        _check_number("kernel_size", self.kernel_size, numbers.Integral)
+            check_number("every entry of layer_channels", c, numbers.Integral, low=1)
+        check_number("kernel_size", self.kernel_size, numbers.Integral, low=1)
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size!r}.")
-        _check_number("convs_per_layer", self.convs_per_layer, numbers.Integral)
-        _check_choice("noise", self.noise, NOISE_KINDS)
+        check_number("convs_per_layer", self.convs_per_layer, numbers.Integral, low=1)
+        check_choice("noise", self.noise, NOISE_KINDS)
         high = 1 if self.noise == "mask" else None
-        _check_number("noise_level", self.noise_level, allow_low=True, high=high)
-        _check_choice("pooling", self.pooling, POOLINGS)
-        _check_choice("color", self.color, (None, True, False))
+        check_number("noise_level", self.noise_level, low=0, high=high)
+        check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("color", self.color, (None, True, False))
         for name in ("pretrain_epochs", "finetune_epochs"):
-            _check_number(name, getattr(self, name), numbers.Integral, allow_low=True)
-        _check_number("batch_size", self.batch_size, numbers.Integral)
-        _check_number("lr", self.lr)
-        return [int(c) for c in channels], _check_size(self.input_size)
+            check_number(name, getattr(self, name), numbers.Integral, low=0)
+        check_number("batch_size", self.batch_size, numbers.Integral, low=1)
+        check_number("lr", self.lr, low=0, low_inclusive=False)
+        return [int(c) for c in channels], check_size(self.input_size)
 
     # -- fitting -------------------------------------------------------------------------
 
@@ -432,7 +381,7 @@ class ConvSDAEFeatures(
         )
 
     def _encode(self, x):
-        return self._stack().encode(_convert(x, self.input_size_, self.n_channels_))
+        return self._stack().encode(convert_images(x, self.input_size_, self.n_channels_))
 
     def transform(self, X):
         """Pooled or flattened top-layer codes of the images.
@@ -450,7 +399,7 @@ class ConvSDAEFeatures(
             else float32.
         """
         images, layout = self._validate_images(X, reset=False)
-        _check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("pooling", self.pooling, POOLINGS)
         features = self._apply_batched(
             lambda x: pool_features(self._encode(x), self.pooling), images,
             device=self._device(),
@@ -460,7 +409,7 @@ class ConvSDAEFeatures(
     def _decode_images(self, code):
         images = self._stack().decode(code, self.input_size_)
         height, width, channels = self.image_shape_
-        return _convert(images, (height, width), channels)
+        return convert_images(images, (height, width), channels)
 
     @available_if(_has_inverse)
     def inverse_transform(self, X):
@@ -559,13 +508,13 @@ class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):
         self.verbose = verbose
 
     def _check_params(self):
-        _check_number("max_epochs", self.max_epochs, numbers.Integral, allow_low=True)
-        _check_number("batch_size", self.batch_size, numbers.Integral)
-        _check_number("lr", self.lr)
-        _check_number("weight_decay", self.weight_decay, allow_low=True)
-        _check_number("dropout", self.dropout, allow_low=True, high=1)
-        _check_number("max_shift", self.max_shift, allow_low=True, high=0.5)
-        _check_choice("flip", self.flip, (True, False))
+        check_number("max_epochs", self.max_epochs, numbers.Integral, low=0)
+        check_number("batch_size", self.batch_size, numbers.Integral, low=1)
+        check_number("lr", self.lr, low=0, low_inclusive=False)
+        check_number("weight_decay", self.weight_decay, low=0)
+        check_number("dropout", self.dropout, low=0, high=1)
+        check_number("max_shift", self.max_shift, low=0, high=0.5)
+        check_choice("flip", self.flip, (True, False))
         encoder = self.encoder
         if FrozenEstimator is not None and isinstance(encoder, FrozenEstimator):
             encoder = encoder.estimator
@@ -638,7 +587,7 @@ class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):
         module = self.net_.module_.eval()
 
         def forward(x):
-            return module(_convert(x, self.input_size_, self.n_channels_))
+            return module(convert_images(x, self.input_size_, self.n_channels_))
 
         return self._apply_batched(forward, images, device=self.net_.device).astype(np.float64)
 
@@ -869,7 +818,7 @@ feature_names_in_, device_
         -------
         self : SDAERegressor
         """
-        _check_choice("loss", self.loss, tuple(_REGRESSION_LOSSES))
+        check_choice("loss", self.loss, tuple(_REGRESSION_LOSSES))
         self.device_ = self._check_common_params()
         images, _ = self._validate_images(X, reset=True)
         y = check_array(
