@@ -7,9 +7,7 @@ Prints one JSON object per row (see bench/README.md). Needs the real data
 """
 
 import argparse
-import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -17,18 +15,13 @@ import time
 from pathlib import Path
 
 
-def emit(bench, what, value, unit, baseline=None, config=None):
-    row = {
-        "bench": bench,
-        "what": what,
-        "value": value,
-        "unit": unit,
-        "baseline": baseline,
-        "ratio": None if baseline in (None, 0) else round(value / baseline, 3),
-        "device": f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
-        "config": config or {},
-    }
-    print(json.dumps(row), flush=True)
+
+
+from _common import emit  # noqa: E402  (bench/ is on sys.path)
+
+
+def _row(what, value, unit, baseline=None, config=None):
+    emit("datasets", what, value, unit, device="cpu", baseline=baseline, config=config)
 
 
 def _timed(func, **kwargs):
@@ -85,14 +78,14 @@ def main():
             and np.array_equal(ours.target_names, theirs.target_names)
         )
         max_diff = float(np.abs(ours.images - theirs.images).max()) if same else None
-        emit("datasets", "lfw_people agrees with sklearn (1=yes)", int(same and max_diff < 1e-6),
+        _row("lfw_people agrees with sklearn (1=yes)", int(same and max_diff < 1e-6),
              "bool", config={**cfg, "shape": list(ours.images.shape),
                              "n_people": len(ours.target_names), "max_abs_diff": max_diff})
-        emit("datasets", "lfw_people cold load, vs sklearn cold", round(cold, 3), "s",
+        _row("lfw_people cold load, vs sklearn cold", round(cold, 3), "s",
              round(sk_cold, 3), cfg)
-        emit("datasets", "lfw_people warm load, vs sklearn warm (joblib cache)", round(warm, 4),
+        _row("lfw_people warm load, vs sklearn warm (joblib cache)", round(warm, 4),
              "s", round(sk_warm, 4), cfg)
-        emit("datasets", "lfw_people warm load, vs skface cold", round(warm, 4), "s",
+        _row("lfw_people warm load, vs skface cold", round(warm, 4), "s",
              round(cold, 3), {**cfg, "speedup": round(cold / warm, 1)})
 
         # Peak memory of loading all 13,233 faces with the defaults, in a fresh process.
@@ -101,7 +94,7 @@ def main():
             capture_output=True, text=True, check=True, env=os.environ,
         ).stdout.split()
         n, nbytes, peak = (int(v) for v in out)
-        emit("datasets", "lfw_people all faces: peak RSS, vs array size", round(peak / 2**20, 1),
+        _row("lfw_people all faces: peak RSS, vs array size", round(peak / 2**20, 1),
              "MiB", round(nbytes / 2**20, 1), {"n_images": n, "limit_MiB": 1536})
 
 

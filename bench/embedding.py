@@ -32,47 +32,22 @@ Rows
 """
 
 import argparse
+import functools
 import copy
-import json
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from _common import emit as common_emit  # noqa: E402  (bench/ is on sys.path)
+
 BENCH = "embedding"
 
 
-def _device_name(device, threads):
-    if device.startswith("cuda"):
-        import torch
-
-        return f"cuda ({torch.cuda.get_device_name(0)})"
-    proc = platform.processor() or platform.machine()
-    return f"cpu ({proc}, {threads} torch thread(s) of {os.cpu_count()} cores, shared)"
 
 
-class _Emitter:
-    def __init__(self, device, out):
-        self.device = device
-        self.out = out
-
-    def __call__(self, what, value, unit, *, baseline=None, config=None):
-        ratio = None
-        if value is not None and baseline not in (None, 0):
-            ratio = round(value / baseline, 3)
-        row = {
-            "bench": BENCH, "what": what, "value": value, "unit": unit,
-            "baseline": baseline, "ratio": ratio, "device": self.device,
-            "config": config or {},
-        }
-        line = json.dumps(row)
-        print(line, flush=True)
-        if self.out:
-            with open(self.out, "a") as fh:
-                fh.write(line + "\n")
 
 
 def _settings(args):
@@ -389,7 +364,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    emit = _Emitter(_device_name(device, torch.get_num_threads()), args.out)
+    emit = functools.partial(common_emit, BENCH, device=device, out=args.out)
     for name in args.only:
         {"view1": bench_view1, "speed": bench_speed, "ident": bench_identification}[name](
             args, emit, device)

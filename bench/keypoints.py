@@ -26,16 +26,16 @@ by augmentation (off/on), each with its fit time.
 """
 
 import argparse
-import json
-import os
-import platform
+import functools
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from _common import default_data_home, emit as _emit  # noqa: E402  (bench/ is on sys.path)
+
 BENCH = "keypoints"
+emit = functools.partial(_emit, BENCH)
 SEED = 0
 REFERENCE = {
     "plain CNN, no augmentation, H100, 80 epochs": 1.13,
@@ -44,45 +44,10 @@ REFERENCE = {
 BAR = 1.3
 
 
-def _device_name(device):
-    import torch
-
-    if device.startswith("cuda"):
-        return f"cuda ({torch.cuda.get_device_name(0)})"
-    return (
-        f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{torch.get_num_threads()} torch threads)"
-    )
 
 
-def emit(what, value, unit, *, device, baseline=None, config=None, out=None, **extra):
-    ratio = None
-    if value is not None and baseline not in (None, 0):
-        ratio = round(value / baseline, 3)
-    row = {
-        "bench": BENCH,
-        "what": what,
-        "value": value,
-        "unit": unit,
-        "baseline": baseline,
-        "ratio": ratio,
-        "device": _device_name(device),
-        "config": config or {},
-        **extra,
-    }
-    line = json.dumps(row)
-    print(line, flush=True)
-    if out is not None:
-        with open(out, "a") as f:
-            f.write(line + "\n")
-    return row
 
 
-def _default_data_home():
-    env = os.environ.get("SKFACE_DATA")
-    if env:
-        return env
-    return str(Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def load(data_home):
@@ -182,7 +147,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
                    help="CPU smoke run: 48 px, small trunk, 8 epochs, 800 training frames")
-    p.add_argument("--data-home", default=_default_data_home())
+    p.add_argument("--data-home", default=default_data_home())
     p.add_argument("--device", default="auto")
     p.add_argument("--size", type=int, default=96, help="model input size (pixels)")
     p.add_argument("--channels", default="32,64,128,256,256")

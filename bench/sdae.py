@@ -21,9 +21,7 @@ timed, with the encoder fits counted.
 """
 
 import argparse
-import json
-import os
-import platform
+import functools
 import shutil
 import sys
 import tempfile
@@ -33,46 +31,18 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import default_data_home, emit as _emit  # noqa: E402  (bench/ is on sys.path)
+
 BENCH = "sdae"
+emit = functools.partial(_emit, BENCH)
 N_SPLITS = 5
 SEED = 0
 
 
-def _device_name(device):
-    import torch
-
-    if device.startswith("cuda"):
-        return f"cuda ({torch.cuda.get_device_name(0)})"
-    return (
-        f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{torch.get_num_threads()} torch threads)"
-    )
 
 
-def emit(what, value, unit, *, device, baseline=None, config=None, **extra):
-    ratio = None
-    if value is not None and baseline not in (None, 0):
-        ratio = round(value / baseline, 3)
-    row = {
-        "bench": BENCH,
-        "what": what,
-        "value": value,
-        "unit": unit,
-        "baseline": baseline,
-        "ratio": ratio,
-        "device": _device_name(device),
-        "config": config or {},
-        **extra,
-    }
-    print(json.dumps(row), flush=True)
-    return row
 
 
-def _default_data_home():
-    env = os.environ.get("SKFACE_DATA")
-    if env:
-        return env
-    return str(Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def load(data_home, size, color):
@@ -322,7 +292,7 @@ def memory_row(X, gender, args, device):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-home", default=_default_data_home())
+    parser.add_argument("--data-home", default=default_data_home())
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke run: 1,000 faces at 32px, 2 folds, 1-2 epochs")
     parser.add_argument("--size", type=int, default=None, help="image side (default 64)")
