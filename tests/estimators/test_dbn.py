@@ -144,6 +144,12 @@ def test_dbn_bernoulli_visible_out_of_range_raises(faces):
         _dbn(visible_units="bernoulli").fit(faces * 2)
 
 
+def test_dbn_finetune_weight_decay_reaches_adamw(fitted):
+    optimizer = fitted.net_.optimizer_
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert optimizer.param_groups[0]["weight_decay"] == 0.2
+
+
 def test_dbn_pretrain_lr_per_layer_used():
     dbn = _dbn(pretrain_lr=[0.01, 0.002]).fit(_faces(20))
     assert [net.lr for net in dbn.rbm_nets_] == [0.01, 0.002]
@@ -158,6 +164,7 @@ def test_dbn_pretrain_lr_per_layer_used():
         ({"pretrain_epochs": -1}, "pretrain_epochs"),
         ({"batch_size": 0}, "batch_size"),
         ({"momentum": 1.0}, "momentum"),
+        ({"finetune_weight_decay": -0.1}, "finetune_weight_decay"),
         ({"pretrain_lr": [0.1, 0.1, 0.1]}, "one per hidden layer"),
         ({"device": "nonsense"}, "device"),
         ({"verbose": -1}, "verbose"),
