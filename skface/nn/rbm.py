@@ -214,10 +214,10 @@ def cd_step(rbm, v, optimizer, *, k=1, chain=None, generator=None):
         Over the parameters of ``rbm``.
     k : int, default=1
         Gibbs steps in the negative phase.
-    chain : Tensor of shape (n_chains, n_visible), default=None
-        Persistent chains (PCD): the negative phase continues from them and
-        visible units are sampled. None gives plain CD-k, starting at the
-        data, with visible units at their means.
+    chain : Tensor of shape (n_chains, n_hidden), default=None
+        Hidden states of persistent chains (PCD, Tieleman 2008): the negative
+        phase continues from them and visible units are sampled. None gives
+        plain CD-k, starting at the data, with visible units at their means.
     generator : torch.Generator, default=None
         Random source on ``v``'s device.
 
@@ -226,34 +226,36 @@ def cd_step(rbm, v, optimizer, *, k=1, chain=None, generator=None):
     error : Tensor, scalar
         Mean squared one-step reconstruction error of the batch, from
         sampled hidden states (Hinton's monitoring quantity).
-    chain : Tensor
-        The negative-phase visible states, to pass back in for PCD.
+    chain : Tensor of shape (n_chains, n_hidden) or None
+        The persistent chains' new hidden states, to pass back in; None for CD.
     """
     persistent = chain is not None
     h_data = rbm.hidden_mean(v)
-    h_state = rbm._draw(h_data, rbm.hidden, generator)
-    recon = rbm.visible_mean(h_state)
-    if persistent:
-        h_state = rbm.sample_hidden(chain, generator)
+    recon = rbm.visible_mean(rbm._draw(h_data, rbm.hidden, generator))
+    # PCD keeps its chains in hidden space, as sklearn's BernoulliRBM does: one
+    # matmul fewer than restarting them from visible states.
+    h_state = chain
     for step in range(k):
-        if step or persistent:
-            v_model = rbm.visible_mean(h_state)
-        else:
+        if step == 0 and not persistent:
             v_model = recon  # CD starts from the data: the reconstruction is step one
+        else:
+            v_model = rbm.visible_mean(h_state)
         if persistent:
             v_model = rbm._draw(v_model, rbm.visible, generator)
         h_model = rbm.hidden_mean(v_model)
-        if step < k - 1:
-            h_state = rbm._draw(h_model, rbm.hidden, generator)
+        h_state = rbm._draw(h_model, rbm.hidden, generator) if persistent or step < k - 1 else None
 
     n_data, n_model = len(v), len(v_model)
-    weight_grad = h_model.t() @ v_model / n_model - h_data.t() @ v / n_data
+    # <h v>_model / n_model - <h v>_data / n_data in one fused call.
+    weight_grad = torch.addmm(
+        h_model.t() @ v_model, h_data.t(), v, beta=1.0 / n_model, alpha=-1.0 / n_data
+    )
     rbm.weight.grad = weight_grad.to(rbm.weight.dtype)
     rbm.visible_bias.grad = (v_model.mean(0) - v.mean(0)).to(rbm.visible_bias.dtype)
     rbm.hidden_bias.grad = (h_model.mean(0) - h_data.mean(0)).to(rbm.hidden_bias.dtype)
     optimizer.step()
     error = ((v - recon) ** 2).mean()
-    return error, v_model.float()
+    return error, (h_state.float() if persistent else None)
 
 
 def unroll(rbms):

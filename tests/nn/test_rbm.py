@@ -34,7 +34,7 @@ def _bars(n=400, seed=0):
 def _train(rbm, data, *, epochs, lr, k=1, persistent=False, seed=0, momentum=0.5):
     g = torch.Generator().manual_seed(seed)
     optimizer = rbm_optimizer(rbm, lr, momentum=momentum)
-    chain = data[:20].clone() if persistent else None
+    chain = rbm.sample_hidden(data[:20], g) if persistent else None
     for _ in range(epochs):
         for start in range(0, len(data), 20):
             _, new_chain = cd_step(
@@ -115,14 +115,36 @@ def test_cd_step_same_generator_seed_gives_identical_weights():
     assert torch.equal(rbms[0].weight, rbms[1].weight)
 
 
-def test_cd_step_persistent_returns_sampled_chain():
+def test_cd_step_persistent_returns_sampled_hidden_chain():
     data = _bars(20)
     rbm = BernoulliRBM(16, 4)
-    chain = torch.rand(7, 16)  # chains need not match the batch size
+    chain = torch.rand(7, 4).bernoulli()  # chains need not match the batch size
     error, new_chain = cd_step(rbm, data, rbm_optimizer(rbm, 0.1), chain=chain)
-    assert new_chain.shape == (7, 16)
+    assert new_chain.shape == (7, 4)
     assert set(new_chain.unique().tolist()) <= {0.0, 1.0}
     assert error.ndim == 0
+
+
+def test_cd_step_plain_cd_returns_no_chain():
+    rbm = BernoulliRBM(16, 4)
+    _, chain = cd_step(rbm, _bars(20), rbm_optimizer(rbm, 0.1), k=2)
+    assert chain is None
+
+
+def test_cd_step_gradient_matches_cd1_formula():
+    # With lr 1 and no momentum the update is the CD-1 statistics difference;
+    # with a fixed seed the hidden sample is reproducible.
+    data = _bars(8)
+    rbm = BernoulliRBM(16, 3, generator=torch.Generator().manual_seed(0), init_std=0.5)
+    before = [p.detach().clone() for p in rbm.parameters()]
+    cd_step(rbm, data, rbm_optimizer(rbm, 1.0), generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    weight, visible_bias, hidden_bias = before
+    h0 = torch.sigmoid(data @ weight.t() + hidden_bias)
+    v1 = torch.sigmoid(torch.bernoulli(h0, generator=g) @ weight + visible_bias)
+    h1 = torch.sigmoid(v1 @ weight.t() + hidden_bias)
+    expected = weight + (h0.t() @ data - h1.t() @ v1) / 8
+    torch.testing.assert_close(rbm.weight, expected)
 
 
 def test_rbm_optimizer_weight_decay_on_weights_only():
