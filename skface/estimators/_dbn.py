@@ -42,9 +42,7 @@ class _RBMNet(FaceNet):
         chain = None
         if self.persistent:
             # Chains start at the first batch's data, then run on their own.
-            chain = self.chain_
-            if chain is None:
-                chain = self.module_.sample_hidden(v, self.generator_)
+            chain = v.clone() if self.chain_ is None else self.chain_
         with autocast(self.device):
             error, chain = cd_step(
                 self.module_, v, self.optimizer_, k=self.cd_k, chain=chain,

@@ -34,7 +34,7 @@ def _bars(n=400, seed=0):
 def _train(rbm, data, *, epochs, lr, k=1, persistent=False, seed=0, momentum=0.5):
     g = torch.Generator().manual_seed(seed)
     optimizer = rbm_optimizer(rbm, lr, momentum=momentum)
-    chain = rbm.sample_hidden(data[:20], g) if persistent else None
+    chain = data[:20].clone() if persistent else None
     for _ in range(epochs):
         for start in range(0, len(data), 20):
             _, new_chain = cd_step(
@@ -115,12 +115,12 @@ def test_cd_step_same_generator_seed_gives_identical_weights():
     assert torch.equal(rbms[0].weight, rbms[1].weight)
 
 
-def test_cd_step_persistent_returns_sampled_hidden_chain():
+def test_cd_step_persistent_returns_sampled_visible_chain():
     data = _bars(20)
     rbm = BernoulliRBM(16, 4)
-    chain = torch.rand(7, 4).bernoulli()  # chains need not match the batch size
+    chain = torch.rand(7, 16)  # chains need not match the batch size
     error, new_chain = cd_step(rbm, data, rbm_optimizer(rbm, 0.1), chain=chain)
-    assert new_chain.shape == (7, 4)
+    assert new_chain.shape == (7, 16)
     assert set(new_chain.unique().tolist()) <= {0.0, 1.0}
     assert error.ndim == 0
 
