@@ -1,9 +1,8 @@
 """Backbone registry: embedding networks discovered from the ``skface.backbones`` entry points."""
 
-import functools
 import importlib
-import warnings
-from importlib.metadata import EntryPoint, entry_points
+
+from ._plugins import get_plugin, load_group
 
 __all__ = ["ENTRY_POINT_GROUP", "build_backbone", "get_backbone", "list_backbones"]
 
@@ -17,47 +16,6 @@ _BUILTIN = {
 }
 
 
-@functools.lru_cache(maxsize=None)
-def _discover():
-    """Load every entry point of the group once; a broken one warns and is skipped."""
-    declared = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
-    names = {ep.name for ep in declared}
-    declared += [
-        EntryPoint(name, value, ENTRY_POINT_GROUP)
-        for name, value in _BUILTIN.items()
-        if name not in names
-    ]
-    found = {}
-    for ep in declared:
-        if ep.name in found:
-            warnings.warn(
-                f"skface backbone plugin {ep.name!r} ({ep.value}) is declared more than once; "
-                "keeping the first one found.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            continue
-        try:
-            factory = ep.load()
-        except Exception as exc:  # a third party's bug must not break the other backbones
-            warnings.warn(
-                f"skface backbone plugin {ep.name!r} ({ep.value}) failed to load and is "
-                f"skipped: {type(exc).__name__}: {exc}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            continue
-        if not callable(factory):
-            warnings.warn(
-                f"skface backbone plugin {ep.name!r} ({ep.value}) is not callable and is skipped.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            continue
-        found[ep.name] = factory
-    return found
-
-
 def list_backbones():
     """Names of every registered backbone, sorted.
 
@@ -65,7 +23,7 @@ def list_backbones():
     -------
     names : list of str
     """
-    return sorted(_discover())
+    return sorted(load_group(ENTRY_POINT_GROUP, kind="backbone", builtins=_BUILTIN))
 
 
 def get_backbone(name):
@@ -77,16 +35,10 @@ def get_backbone(name):
         If no backbone of that name is registered; the message lists the
         available names.
     """
-    factories = _discover()
-    try:
-        return factories[name]
-    except KeyError:
-        available = ", ".join(sorted(factories)) or "(none)"
-        raise ValueError(
-            f"Unknown backbone {name!r}. Available backbones: {available}. "
-            f"Third-party backbones register under the {ENTRY_POINT_GROUP!r} entry-point "
-            "group, or pass an nn.Module class or factory instead of a name."
-        ) from None
+    return get_plugin(
+        ENTRY_POINT_GROUP, name, kind="backbone", builtins=_BUILTIN,
+        alternative=", or pass an nn.Module class or factory instead of a name",
+    )
 
 
 def build_backbone(backbone, *, in_channels, embedding_dim, **params):

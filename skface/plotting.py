@@ -28,9 +28,44 @@ def _displayable(images, image_shape):
     return images[..., 0] if images.shape[-1] == 1 else images
 
 
-def _figure(n_rows, n_cols, tile_size):
+def _image_grid(rows, n_cols, *, tile_size, cmap, labels=None, frame=False, extent=False):
+    """A figure of image tiles: ``len(rows)`` grid rows per row of images.
+
+    Image ``i`` of every entry of ``rows`` is shown in column ``i % n_cols``,
+    the entries one above the other (an original above its reconstruction);
+    more images wrap onto further groups of rows. Images are clipped to
+    [0, 1]. Tiles without an image are left blank.
+
+    Parameters
+    ----------
+    rows : list of ndarray of shape (n, H, W) or (n, H, W, 3)
+        Images from :func:`_displayable`; the first ``n`` of each are shown.
+    n_cols : int
+        Images per row; at most ``n``.
+    tile_size : float
+        Inches per tile.
+    cmap : str
+        Colour map for grey images.
+    labels : sequence of str, default=None
+        Y-axis label of each entry of ``rows``, on the first column.
+    frame : bool, default=False
+        Keep the axes' frame around each image.
+    extent : bool, default=False
+        Put pixel edges at whole numbers (pixel (0, 0) spans [0, 1]), the
+        coordinates keypoints are drawn in.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    tiles : list of list of matplotlib Axes
+        ``tiles[i][r]`` shows image ``i`` of ``rows[r]``.
+    """
     import matplotlib.pyplot as plt
 
+    n = min(len(images) for images in rows)
+    n_cols = max(1, min(n_cols, n))
+    per_image = len(rows)
+    n_rows = per_image * -(-n // n_cols)
     fig, axes = plt.subplots(
         n_rows, n_cols, figsize=(n_cols * tile_size, n_rows * tile_size), squeeze=False
     )
@@ -38,7 +73,23 @@ def _figure(n_rows, n_cols, tile_size):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_axis_off()
-    return fig, axes
+    tiles = []
+    for i in range(n):
+        group, col = divmod(i, n_cols)
+        tiles.append([])
+        for offset, images in enumerate(rows):
+            ax = axes[per_image * group + offset, col]
+            ax.set_axis_on()
+            if not frame:
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+            height, width = images.shape[1:3]
+            ax.imshow(np.clip(images[i], 0, 1), cmap=cmap, vmin=0, vmax=1,
+                      extent=(0, width, height, 0) if extent else None)
+            if col == 0 and labels:
+                ax.set_ylabel(labels[offset], fontsize=8)
+            tiles[-1].append(ax)
+    return fig, tiles
 
 
 def plot_reconstructions(
@@ -83,20 +134,10 @@ def plot_reconstructions(
             f"originals are {originals.shape[1:]} images but reconstructions are "
             f"{reconstructions.shape[1:]}; they must have the same shape."
         )
-    n_images = min(n_images, len(originals), len(reconstructions))
-    n_cols = min(n_cols, n_images)
-    n_pair_rows = -(-n_images // n_cols)
-    fig, axes = _figure(2 * n_pair_rows, n_cols, tile_size)
-    for i in range(n_images):
-        row, col = divmod(i, n_cols)
-        for offset, images in enumerate((originals, reconstructions)):
-            ax = axes[2 * row + offset, col]
-            ax.imshow(np.clip(images[i], 0, 1), cmap=cmap, vmin=0, vmax=1)
-            ax.set_axis_on()
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if col == 0 and labels:
-                ax.set_ylabel(labels[offset], fontsize=8)
+    fig, _ = _image_grid(
+        [originals[:n_images], reconstructions[:n_images]], n_cols,
+        tile_size=tile_size, cmap=cmap, labels=labels,
+    )
     fig.tight_layout(pad=0.2)
     return fig
 
@@ -137,11 +178,8 @@ def plot_filters(components, image_shape, *, n_filters=64, n_cols=8, tile_size=1
     peak = np.abs(components).max(axis=1, keepdims=True)
     tiles = 0.5 + 0.5 * components / np.where(peak > 0, peak, 1.0)
     tiles = _displayable(tiles, image_shape)
-    n_cols = min(n_cols, len(tiles))
-    fig, axes = _figure(-(-len(tiles) // n_cols), n_cols, tile_size)
-    for ax, tile in zip(axes.flat, tiles):
-        ax.set_axis_on()
-        ax.imshow(tile, cmap=cmap, vmin=0, vmax=1)
+    # Framed: the mid grey (zero) surround of neighbouring filters would merge.
+    fig, _ = _image_grid([tiles], n_cols, tile_size=tile_size, cmap=cmap, frame=True)
     fig.tight_layout(pad=0.2)
     return fig
 
@@ -236,20 +274,9 @@ def plot_denoising(
             f"noisy, reconstructed and clean images must have the same shape, got "
             f"{[r.shape[1:] for r in rows]}."
         )
-    n_images = min(n_images, *(len(r) for r in rows))
-    n_cols = min(n_cols, n_images)
-    n_groups = -(-n_images // n_cols)
-    fig, axes = _figure(3 * n_groups, n_cols, tile_size)
-    for i in range(n_images):
-        group, col = divmod(i, n_cols)
-        for offset, images in enumerate(rows):
-            ax = axes[3 * group + offset, col]
-            ax.imshow(np.clip(images[i], 0, 1), cmap=cmap, vmin=0, vmax=1)
-            ax.set_axis_on()
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if col == 0 and labels:
-                ax.set_ylabel(labels[offset], fontsize=8)
+    fig, _ = _image_grid(
+        [r[:n_images] for r in rows], n_cols, tile_size=tile_size, cmap=cmap, labels=labels
+    )
     fig.tight_layout(pad=0.2)
     return fig
 
@@ -379,16 +406,10 @@ def plot_keypoints(
     n_images = min(n_images, len(faces))
     true = _points(true, n_images, "true")
     pred = _points(pred, n_images, "pred")
-    n_cols = max(1, min(n_cols, n_images))
-    fig, axes = _figure(-(-n_images // n_cols), n_cols, tile_size)
+    fig, tiles = _image_grid([faces[:n_images]], n_cols, tile_size=tile_size, cmap=cmap,
+                             extent=True)
     height, width = faces.shape[1:3]
-    for i, ax in zip(range(n_images), axes.flat):
-        ax.set_axis_on()
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        # extent puts pixel edges at whole numbers: pixel (0, 0) spans [0, 1].
-        ax.imshow(np.clip(faces[i], 0, 1), cmap=cmap, vmin=0, vmax=1,
-                  extent=(0, width, height, 0))
+    for i, (ax,) in enumerate(tiles):
         if true is not None:
             ax.scatter(true[i, :, 0], true[i, :, 1], s=marker_size, c="lime",
                        edgecolors="k", linewidths=0.3, label=labels[0])
@@ -398,7 +419,7 @@ def plot_keypoints(
         ax.set_xlim(0, width)
         ax.set_ylim(height, 0)
     if n_images and (true is not None or pred is not None) and labels:
-        axes.flat[0].legend(loc="lower left", fontsize=6, framealpha=0.7, borderpad=0.3,
-                            handletextpad=0.2)
+        tiles[0][0].legend(loc="lower left", fontsize=6, framealpha=0.7, borderpad=0.3,
+                           handletextpad=0.2)
     fig.tight_layout(pad=0.2)
     return fig

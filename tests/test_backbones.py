@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from skface import backbones
+from skface import _plugins, backbones
 from skface.backbones import build_backbone, get_backbone, list_backbones
 from skface.estimators import CenterLossEmbedder
 from skface.nn.nn4_small2 import NN4Small2
@@ -40,11 +40,11 @@ def plugins(monkeypatch):
 
     def install(*entries):
         eps = [EntryPoint(name, value, backbones.ENTRY_POINT_GROUP) for name, value in entries]
-        monkeypatch.setattr(backbones, "entry_points", lambda group: list(eps))
-        backbones._discover.cache_clear()
+        monkeypatch.setattr(_plugins, "entry_points", lambda group: list(eps))
+        _plugins.clear_cache()
 
     yield install
-    backbones._discover.cache_clear()
+    _plugins.clear_cache()
 
 
 def test_list_backbones_builtins_declared_in_metadata():
@@ -66,11 +66,12 @@ def test_get_backbone_plugin_entry_point_found(plugins):
 def test_discover_called_twice_loads_once(plugins, monkeypatch):
     plugins(("plugin_net", f"{__name__}:PluginNet"))
     calls = []
-    real = backbones.entry_points
-    monkeypatch.setattr(backbones, "entry_points", lambda group: calls.append(1) or real(group))
-    backbones._discover.cache_clear()
+    real = _plugins.entry_points
+    monkeypatch.setattr(_plugins, "entry_points", lambda group: calls.append(1) or real(group))
+    _plugins.clear_cache()
     list_backbones()
     list_backbones()
+    get_backbone("plugin_net")
     assert len(calls) == 1
 
 

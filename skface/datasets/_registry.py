@@ -1,11 +1,9 @@
 """Dataset registry: fetchers discovered from the ``skface.datasets`` entry-point group."""
 
-import functools
 import os
-import warnings
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 
+from .._plugins import get_plugin, load_group
 from ._home import get_data_home
 
 ENTRY_POINT_GROUP = "skface.datasets"
@@ -73,40 +71,6 @@ def dataset(*, folder, required=(), citation=""):
     return decorate
 
 
-@functools.lru_cache(maxsize=None)
-def _discover():
-    """Load every entry point of the group once; a broken one warns and is skipped."""
-    found = {}
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if ep.name in found:
-            warnings.warn(
-                f"skface dataset plugin {ep.name!r} ({ep.value}) is declared more than once; "
-                "keeping the first one found.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            continue
-        try:
-            fetcher = ep.load()
-        except Exception as exc:  # a third party's bug must not break the other datasets
-            warnings.warn(
-                f"skface dataset plugin {ep.name!r} ({ep.value}) failed to load and is "
-                f"skipped: {type(exc).__name__}: {exc}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            continue
-        if not callable(fetcher):
-            warnings.warn(
-                f"skface dataset plugin {ep.name!r} ({ep.value}) is not callable and is skipped.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            continue
-        found[ep.name] = fetcher
-    return found
-
-
 def list_datasets():
     """Names of every registered dataset, sorted.
 
@@ -114,7 +78,7 @@ def list_datasets():
     -------
     names : list of str
     """
-    return sorted(_discover())
+    return sorted(load_group(ENTRY_POINT_GROUP, kind="dataset"))
 
 
 def get_fetcher(name):
@@ -126,15 +90,7 @@ def get_fetcher(name):
         If no dataset of that name is registered; the message lists the
         available names.
     """
-    fetchers = _discover()
-    try:
-        return fetchers[name]
-    except KeyError:
-        available = ", ".join(sorted(fetchers)) or "(none)"
-        raise ValueError(
-            f"Unknown dataset {name!r}. Available datasets: {available}. "
-            f"Third-party datasets register under the {ENTRY_POINT_GROUP!r} entry-point group."
-        ) from None
+    return get_plugin(ENTRY_POINT_GROUP, name, kind="dataset")
 
 
 def get_dataset_info(name):

@@ -12,7 +12,7 @@ from skorch.callbacks import Callback
 
 from .._validation import check_images
 
-__all__ = ["FaceEstimatorMixin", "FaceNet", "TensorBatches"]
+__all__ = ["FaceEstimatorMixin", "FaceNet", "OneCycleNet", "TensorBatches"]
 
 
 def resolve_device(device):
@@ -160,7 +160,19 @@ class FaceNet(NeuralNet):
         Seeds the shuffling order and ``generator_``, the random source that
         training steps draw from (on the net's device), at the start of each
         fit. None draws a seed from torch's global RNG.
+
+    Attributes
+    ----------
+    deferred_loss : bool, class attribute, default=False
+        True keeps the batch losses on the device and writes them to
+        ``history`` in one transfer at the end of each epoch, instead of
+        skorch's ``loss.item()`` (a host synchronisation) per batch.
+        Callbacks see ``train_loss`` per epoch as usual; per-batch entries
+        are filled in at epoch end. Batches for which :meth:`_skip_batch`
+        is true are then left out of training.
     """
+
+    deferred_loss = False
 
     def __init__(self, *args, seed=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -192,6 +204,90 @@ class FaceNet(NeuralNet):
         if isinstance(y_pred, torch.Tensor):
             y_pred = y_pred.float()  # the loss in float32 even under autocast
         return super().get_loss(y_pred, y_true, X=X, training=training)
+
+    def _skip_batch(self, batch, iterator):
+        """Whether a training epoch with ``deferred_loss`` leaves ``batch`` out.
+
+        A hook for nets that cannot train on some batches (batch norm on one
+        image); the default keeps every batch.
+        """
+        return False
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if not self.deferred_loss:
+            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        # skorch's loop with the per-batch ``loss.item()`` (a device sync) moved
+        # to one transfer per epoch.
+        if iterator is None:
+            return
+        losses = []
+        for batch in iterator:
+            if training and self._skip_batch(batch, iterator):
+                continue
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            losses.append(step["loss"].detach().float().reshape(()))
+            self.history.record_batch(prefix + "_batch_size", len(batch[0]))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        if losses:
+            values = torch.stack(losses).cpu().tolist()
+            rows = [row for row in self.history[-1]["batches"] if prefix + "_batch_size" in row]
+            for row, value in zip(rows[-len(values):], values):
+                row[prefix + "_loss"] = value
+        self.history.record(prefix + "_batch_count", len(losses))
+
+
+class OneCycleNet(FaceNet):
+    """:class:`FaceNet` with an optional one-cycle learning rate, stepped after every batch.
+
+    The rate rises to ``lr`` and anneals over all the steps of one fit
+    (``max_epochs`` times the batches per epoch), as
+    :class:`torch.optim.lr_scheduler.OneCycleLR` does.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        As for :class:`FaceNet`.
+    lr_schedule : {"onecycle", "constant"}, default="onecycle"
+        "constant" keeps the rate at ``lr``.
+
+    Attributes
+    ----------
+    cycle_momentum : bool, class attribute, default=True
+        Whether the schedule cycles the optimizer's momentum (or Adam's
+        ``beta1``) inversely to the rate.
+    scheduler_ : OneCycleLR or None
+        The schedule of the fit in progress; None outside a fit.
+    """
+
+    cycle_momentum = True
+
+    def __init__(self, *args, lr_schedule="onecycle", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lr_schedule = lr_schedule
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        self.scheduler_ = None
+        if self.lr_schedule == "onecycle" and X is not None:
+            steps = self.max_epochs * -(-len(X) // self.batch_size)
+            self.scheduler_ = torch.optim.lr_scheduler.OneCycleLR(
+                self.optimizer_, max_lr=self.lr, total_steps=max(steps, 1),
+                cycle_momentum=self.cycle_momentum,
+            )
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        self.scheduler_ = None
+
+    def train_step(self, batch, **fit_params):
+        step = super().train_step(batch, **fit_params)
+        scheduler = self.scheduler_
+        # Past the planned steps (partial_fit with more epochs) the rate stays at
+        # its final value: OneCycleLR raises when stepped beyond its total.
+        if scheduler is not None and scheduler.last_epoch < scheduler.total_steps:
+            scheduler.step()
+        return step
 
 
 class FaceEstimatorMixin:

@@ -17,7 +17,7 @@ from ..nn.augment import center_crop, random_crop, random_flip
 from ..nn.heads import ScaledLinearHead
 from ..nn.losses import SoftmaxCenterLoss
 from ._params import check_number
-from ._base import FaceEstimatorMixin, FaceNet, autocast, on_cuda, seeded, to_tensor
+from ._base import FaceEstimatorMixin, OneCycleNet, autocast, on_cuda, seeded, to_tensor
 
 __all__ = ["CenterLossEmbedder"]
 
@@ -39,36 +39,28 @@ class _EmbeddingModule(nn.Module):
         return F.normalize(features.float(), dim=1)
 
 
-class _EmbedderNet(FaceNet):
+class _EmbedderNet(OneCycleNet):
     """skorch net for softmax + center loss, with little host work per batch.
 
     Per batch: augmentation on the device, one forward and backward, the
     optimizer step, the center update and the learning-rate step; no
-    ``.item()``. The batch losses stay on the device and reach the history
-    in one transfer at the end of each epoch (callbacks see ``train_loss``
-    per epoch as usual; per-batch entries are filled in at epoch end).
+    ``.item()``: the batch losses reach the history once per epoch
+    (``deferred_loss``).
     """
 
-    def __init__(self, *args, crop_size=None, flip=True, lr_schedule="onecycle", **kwargs):
+    deferred_loss = True
+    # Momentum stays as the user set it: cycling it would override momentum=0.
+    cycle_momentum = False
+
+    def __init__(self, *args, crop_size=None, flip=True, **kwargs):
         super().__init__(*args, **kwargs)
         self.crop_size = crop_size
         self.flip = flip
-        self.lr_schedule = lr_schedule
 
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-        self.scheduler_ = None
-        if self.lr_schedule == "onecycle" and X is not None:
-            steps = self.max_epochs * -(-len(X) // self.batch_size)
-            # Momentum stays as the user set it: cycling it would override momentum=0.
-            self.scheduler_ = torch.optim.lr_scheduler.OneCycleLR(
-                self.optimizer_, max_lr=self.lr, total_steps=max(steps, 1),
-                cycle_momentum=False,
-            )
-
-    def on_train_end(self, net, X=None, y=None, **kwargs):
-        super().on_train_end(net, X=X, y=y, **kwargs)
-        self.scheduler_ = None
+    def _skip_batch(self, batch, iterator):
+        # Batch norm cannot train on one image: skip a last batch of one
+        # (a different image each epoch, as the order is shuffled).
+        return len(batch[0]) < 2
 
     def _augment(self, x):
         if self.crop_size is not None:
@@ -95,34 +87,7 @@ class _EmbedderNet(FaceNet):
         self._last_batch = None
         # Wen et al. move the centers after the network's update, at rate alpha.
         self.criterion_.center_loss.update_centers(embeddings, y)
-        if self.scheduler_ is not None and self.scheduler_.last_epoch < self.scheduler_.total_steps:
-            self.scheduler_.step()
         return step
-
-    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        # skorch's loop with the per-batch ``loss.item()`` (a device sync) moved
-        # to one transfer per epoch.
-        if iterator is None:
-            return
-        losses = []
-        for batch in iterator:
-            if training and len(batch[0]) < 2:
-                # Batch norm cannot train on one image: skip a last batch of one
-                # (a different image each epoch, as the order is shuffled).
-                continue
-            self.notify("on_batch_begin", batch=batch, training=training)
-            step = step_fn(batch, **fit_params)
-            losses.append(step["loss"].detach().float().reshape(()))
-            self.history.record_batch(prefix + "_batch_size", len(batch[0]))
-            self.notify("on_batch_end", batch=batch, training=training, **step)
-        if losses:
-            values = torch.stack(losses).cpu().tolist()
-            rows = [row for row in self.history[-1]["batches"] if prefix + "_batch_size" in row]
-            for row, value in zip(rows[-len(values):], values):
-                row[prefix + "_loss"] = value
-        self.history.record(prefix + "_batch_count", len(losses))
-
-
 
 
 class CenterLossEmbedder(

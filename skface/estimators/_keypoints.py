@@ -17,7 +17,15 @@ from ..nn.conv_dae import ConvDAEStack
 from ..nn.keypoints import augment_keypoints, default_flip_pairs, flip_permutation
 from ..nn.losses import MaskedMSELoss
 from ._params import check_number, check_size
-from ._base import FaceEstimatorMixin, FaceNet, autocast, convert_images, on_cuda, seeded, to_tensor
+from ._base import (
+    FaceEstimatorMixin,
+    OneCycleNet,
+    autocast,
+    convert_images,
+    on_cuda,
+    seeded,
+    to_tensor,
+)
 from ._sdae import ConvSDAEFeatures
 
 try:  # scikit-learn >= 1.6
@@ -62,36 +70,28 @@ class _KeypointModule(nn.Module):
             return self.head(features.float())
 
 
-class _KeypointNet(FaceNet):
+class _KeypointNet(OneCycleNet):
     """skorch net: keypoint-consistent augmentation on the device, one-cycle rate, few syncs.
 
     Targets are normalised coordinates ``(n, 2K)`` in [-1, 1] of the model's
     input (NaN where missing). Per batch there is no host synchronisation:
-    batch losses reach ``history`` once per epoch, as in CenterLossEmbedder.
-    A last training batch of a single image is skipped (batch norm).
+    batch losses reach ``history`` once per epoch (``deferred_loss``), as
+    in CenterLossEmbedder.
     """
 
-    def __init__(self, *args, flip_perm=None, rotation=0.0, scale=0.0, shift=0.0,
-                 lr_schedule="onecycle", **kwargs):
+    deferred_loss = True
+
+    def __init__(self, *args, flip_perm=None, rotation=0.0, scale=0.0, shift=0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.flip_perm = flip_perm
         self.rotation = rotation
         self.scale = scale
         self.shift = shift
-        self.lr_schedule = lr_schedule
 
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-        self.scheduler_ = None
-        if self.lr_schedule == "onecycle" and X is not None:
-            steps = self.max_epochs * -(-len(X) // self.batch_size)
-            self.scheduler_ = torch.optim.lr_scheduler.OneCycleLR(
-                self.optimizer_, max_lr=self.lr, total_steps=max(steps, 1)
-            )
-
-    def on_train_end(self, net, X=None, y=None, **kwargs):
-        super().on_train_end(net, X=X, y=y, **kwargs)
-        self.scheduler_ = None
+    def _skip_batch(self, batch, iterator):
+        # Batch norm cannot train on one image: skip a last training batch of one,
+        # unless it is the only batch.
+        return len(batch[0]) < 2 and len(iterator) > 1
 
     def _augment(self, x, y):
         flip = self.flip_perm is not None
@@ -119,40 +119,8 @@ class _KeypointNet(FaceNet):
         loss.backward()
         return {"loss": loss.detach(), "y_pred": y_pred}
 
-    def train_step(self, batch, **fit_params):
-        step = super().train_step(batch, **fit_params)
-        scheduler = self.scheduler_
-        if scheduler is not None and scheduler.last_epoch < scheduler.total_steps:
-            scheduler.step()
-        return step
-
-    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        # skorch's loop with the per-batch ``loss.item()`` (a device sync) moved
-        # to one transfer per epoch.
-        if iterator is None:
-            return
-        losses = []
-        for batch in iterator:
-            if training and len(batch[0]) < 2 and len(iterator) > 1:
-                continue  # batch norm cannot train on one image
-            self.notify("on_batch_begin", batch=batch, training=training)
-            step = step_fn(batch, **fit_params)
-            losses.append(step["loss"].detach().float().reshape(()))
-            self.history.record_batch(prefix + "_batch_size", len(batch[0]))
-            self.notify("on_batch_end", batch=batch, training=training, **step)
-        if losses:
-            values = torch.stack(losses).cpu().tolist()
-            rows = [row for row in self.history[-1]["batches"] if prefix + "_batch_size" in row]
-            for row, value in zip(rows[-len(values):], values):
-                row[prefix + "_loss"] = value
-        self.history.record(prefix + "_batch_count", len(losses))
-
 
 # -- checks --------------------------------------------------------------------------
-
-
-
-
 
 
 def _check_keypoints(y, n_samples, estimator):

@@ -21,7 +21,8 @@ from skorch.callbacks import LRScheduler
 from torch import nn
 
 from .._validation import check_targets, restore_layout
-from ..nn.conv_dae import NOISE_KINDS, POOLINGS, ConvDAEStack, flip_shift, pool_features
+from ..nn.augment import flip_shift
+from ..nn.conv_dae import NOISE_KINDS, POOLINGS, ConvDAEStack, pool_features
 from ._params import check_choice, check_number, check_size
 from ._base import (
     FaceEstimatorMixin,

@@ -4,6 +4,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# flip_shift lives with the other augmentations; re-exported for existing imports.
+from .augment import flip_shift
+
 __all__ = [
     "NOISE_KINDS",
     "ChannelStandardize",
@@ -58,48 +61,6 @@ def corrupt(x, kind="mask", level=0.25, *, generator=None):
     scale = x.detach().float().std(dim=(0, 2, 3), keepdim=True, unbiased=False)
     noise = torch.randn(x.shape, generator=generator, device=x.device)
     return x + (noise * scale * level).to(x.dtype)
-
-
-def flip_shift(x, *, flip=True, max_shift=0, generator=None):
-    """Randomly flip each image left-right and shift it by whole pixels.
-
-    One ``grid_sample`` call for the batch, so there is no per-image Python
-    work; edges are extended by repeating the border pixels. With integer
-    shifts the sampling is exact (no blur).
-
-    Parameters
-    ----------
-    x : Tensor of shape (n, C, H, W)
-    flip : bool, default=True
-        Flip each image with probability 1/2.
-    max_shift : int, default=0
-        Largest shift in pixels, drawn uniformly per image and axis from
-        ``-max_shift`` to ``max_shift``.
-    generator : torch.Generator, default=None
-        Random source on ``x``'s device (global RNG when None).
-
-    Returns
-    -------
-    augmented : Tensor of shape (n, C, H, W)
-    """
-    if not flip and max_shift <= 0:
-        return x
-    n, _, height, width = x.shape
-    kw = dict(generator=generator, device=x.device)
-    theta = torch.zeros(n, 2, 3, device=x.device)
-    sign = 1.0 - 2.0 * (torch.rand(n, **kw) < 0.5).float() if flip else 1.0
-    theta[:, 0, 0] = sign
-    theta[:, 1, 1] = 1.0
-    if max_shift > 0:
-        shifts = torch.randint(-max_shift, max_shift + 1, (n, 2), **kw).float()
-        # Normalised coordinates span 2 over the image: one pixel is 2 / size.
-        theta[:, 0, 2] = 2.0 * shifts[:, 0] / width
-        theta[:, 1, 2] = 2.0 * shifts[:, 1] / height
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(
-        x.float(), grid, mode="nearest", padding_mode="border", align_corners=False
-    )
-    return out.to(x.dtype)
 
 
 def pool_features(maps, pooling="avgmax"):

@@ -3,8 +3,9 @@ import textwrap
 
 import pytest
 
+from skface import _plugins
 from skface.cli import main
-from skface.datasets import _registry, fetch, get_data_home, get_dataset_info, list_datasets
+from skface.datasets import fetch, get_data_home, get_dataset_info, list_datasets
 
 BUILTIN = {
     "celeba", "facial_keypoints", "imdb_wiki", "lfw_gender", "lfw_pairs", "lfw_people",
@@ -14,9 +15,9 @@ BUILTIN = {
 
 @pytest.fixture
 def fresh_registry():
-    _registry._discover.cache_clear()
+    _plugins.clear_cache()
     yield
-    _registry._discover.cache_clear()
+    _plugins.clear_cache()
 
 
 def _install_distribution(site, name, entry_points, module_source=None):
@@ -74,13 +75,13 @@ def test_discover_broken_plugin_warns_naming_itself_others_work(fresh_registry, 
 
 def test_discover_is_cached_across_calls(fresh_registry, monkeypatch):
     calls = []
-    real = _registry.entry_points
+    real = _plugins.entry_points
 
     def counting(**kwargs):
         calls.append(kwargs)
         return real(**kwargs)
 
-    monkeypatch.setattr(_registry, "entry_points", counting)
+    monkeypatch.setattr(_plugins, "entry_points", counting)
     list_datasets()
     list_datasets()
     assert len(calls) == 1

@@ -164,6 +164,49 @@ def test_keypoint_regressor_pickle_roundtrip_same_predictions(fitted, blobs):
     np.testing.assert_array_equal(restored.predict(blobs[0][:8]), fitted.predict(blobs[0][:8]))
 
 
+def test_keypoint_regressor_history_every_batch_loss_last_batch_of_one_skipped(blobs):
+    X, points = blobs
+    reg = _regressor(max_epochs=2).fit(X[:33], points[:33])  # batches of 16, 16 and 1
+    batches = reg.net_.history[-1, "batches"]
+    assert [b["train_batch_size"] for b in batches] == [16, 16]
+    assert all(isinstance(b["train_loss"], float) for b in batches)
+    assert reg.net_.history[-1, "train_batch_count"] == 2
+
+
+def test_keypoint_regressor_lone_batch_of_one_image_trains(blobs):
+    X, points = blobs
+    reg = _regressor(max_epochs=2).fit(X[:1], points[:1])
+    assert [b["train_batch_size"] for b in reg.net_.history[-1, "batches"]] == [1]
+
+
+def test_keypoint_regressor_one_cycle_rate_and_momentum_per_batch(blobs):
+    from skorch.callbacks import Callback
+
+    class Rates(Callback):
+        def initialize(self):
+            self.seen = []
+            return self
+
+        def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+            if training:
+                group = net.optimizer_.param_groups[0]
+                self.seen.append((group["lr"], group["betas"][0]))
+
+    rates = Rates()
+    X, points = blobs
+    reg = _regressor(max_epochs=3, lr=1e-2, callbacks=[("rates", rates)])
+    reg.fit(X[:32], points[:32])
+    lrs, beta1 = np.array(rates.seen).T
+    assert len(lrs) == 6  # 3 epochs of 2 batches
+    # OneCycleLR's defaults: from lr / 25 up to lr and down to lr / 2.5e5, with
+    # Adam's beta1 cycled from 0.95 down to 0.85 and back.
+    assert lrs[0] == pytest.approx(1e-2 / 25)
+    assert lrs[-1] == pytest.approx(1e-2 / 2.5e5)
+    assert beta1[0] == pytest.approx(0.95) and beta1[-1] == pytest.approx(0.95)
+    assert beta1.min() < 0.95
+    assert reg.net_.scheduler_ is None  # dropped after the fit
+
+
 # -- missing keypoints and augmentation settings -----------------------------------------
 
 

@@ -206,6 +206,26 @@ def test_convsdaefeatures_trunk_reusable_as_sequential(fitted, faces):
 # -- SDAEClassifier / SDAERegressor ----------------------------------------------------
 
 
+def test_fine_tune_flip_shift_is_augment_flip_shift_shift_then_mirror():
+    from skface.estimators import _sdae
+    from skface.nn import augment, conv_dae
+
+    assert _sdae.flip_shift is augment.flip_shift is conv_dae.flip_shift
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    out = augment.flip_shift(x, flip=True, max_shift=2, generator=torch.Generator().manual_seed(0))
+    # Recompute the draws: the flip coins first, then the (x, y) shifts.
+    g = torch.Generator().manual_seed(0)
+    mirrored = torch.rand(2, generator=g) < 0.5
+    shifts = torch.randint(-2, 3, (2, 2), generator=g)
+    for i in range(2):
+        cols = (torch.arange(5) + shifts[i, 0]).clamp(0, 4)
+        rows = (torch.arange(4) + shifts[i, 1]).clamp(0, 3)
+        expected = x[i][:, rows][:, :, cols]
+        if mirrored[i]:
+            expected = expected.flip(2)
+        torch.testing.assert_close(out[i], expected, rtol=0, atol=0)
+
+
 def _clf(encoder, **params):
     defaults = dict(max_epochs=8, lr=1e-2, batch_size=16, random_state=0)
     return SDAEClassifier(encoder, **{**defaults, **params})
