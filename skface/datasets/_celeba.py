@@ -164,6 +164,7 @@ def fetch_celeba(
         data : ndarray of shape (n_samples, height * width [* 3]), float32
             Flattened faces, values in [0, 1].
         images : ndarray of shape (n_samples, height, width[, 3]), float32
+            The same faces as images.
         target : ndarray
             ``attributes`` (n_samples, 40), ``identity`` (n_samples,) or the
             landmarks flattened to (n_samples, 10), as chosen by ``target``.
@@ -179,6 +180,7 @@ def fetch_celeba(
             in pixels of the returned image: shifted by ``box`` and scaled
             with ``size``.
         landmark_names : ndarray of shape (5,)
+            Names of the five landmarks.
         partition : ndarray of shape (n_samples,)
             0 = train, 1 = valid, 2 = test (``partition_names``).
         filenames : ndarray of shape (n_samples,)

@@ -191,6 +191,7 @@ def fetch_imdb_wiki(
         data : ndarray of shape (n_samples, height * width [* 3]), float32
             Flattened faces, values in [0, 1].
         images : ndarray of shape (n_samples, height, width[, 3]), float32
+            The same faces as images.
         target : ndarray of shape (n_samples,)
             The age, as in ``age``.
         age : ndarray of shape (n_samples,)
@@ -199,6 +200,7 @@ def fetch_imdb_wiki(
             0 = male, 1 = female (skface's convention; the ``.mat`` file has
             1 = male, 0 = female).
         gender_names : ndarray, ["male", "female"]
+            Names of the ``gender`` values.
         name : ndarray of shape (n_samples,)
             Name of the person.
         face_score : ndarray of shape (n_samples,)

@@ -180,6 +180,7 @@ def fetch_facial_keypoints(
         data : ndarray of shape (n_samples, 9216), float32
             Flattened faces, values in [0, 1].
         images : ndarray of shape (n_samples, 96, 96), float32
+            The same faces as images.
         target : ndarray of shape (n_samples, 30), float32, or None
             Keypoint coordinates in pixels (``feature_names`` order, x then y
             of each point). Missing coordinates are NaN: rows with missing
@@ -194,6 +195,7 @@ def fetch_facial_keypoints(
             Kaggle ``ImageId`` of each face (1-based); test only. Pass the
             predictions to :func:`write_keypoints_submission`.
         DESCR : str
+            Description, citation and terms of use.
     (data, target) : tuple if ``return_X_y`` is True
     """
     check_choice("subset", subset, tuple(_KAGGLE_FILES))
@@ -420,6 +422,7 @@ def fetch_youtube_faces_keypoints(
         data : ndarray of shape (n_samples, height * width [* 3]), float32
             Flattened faces, values in [0, 1].
         images : ndarray of shape (n_samples, height, width[, 3]), float32
+            The same faces as images.
         target : ndarray of shape (n_samples, 136), float32
             Keypoints flattened as x0, y0, ..., x67, y67, in pixels of the
             returned images.
@@ -433,6 +436,7 @@ def fetch_youtube_faces_keypoints(
         identity : ndarray of shape (n_samples,)
             Person of each frame (``"Luis_Fonsi"`` for ``Luis_Fonsi_21.jpg``).
         DESCR : str
+            Description, citation and terms of use.
     (data, target) : tuple if ``return_X_y`` is True
     """
     check_choice("subset", subset, tuple(_YOUTUBE_SUBSETS))

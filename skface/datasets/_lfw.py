@@ -214,6 +214,7 @@ def fetch_lfw_people(
         data : ndarray of shape (n_samples, height * width [* 3]), float32
             Flattened faces, values in [0, 1].
         images : ndarray of shape (n_samples, height, width[, 3]), float32
+            The same faces as images.
         target : ndarray of shape (n_samples,)
             Index into ``target_names``.
         target_names : ndarray of shape (n_people,)
@@ -286,14 +287,17 @@ def fetch_lfw_pairs(
         pairs : ndarray of shape (n_pairs, 2, height, width[, 3]), float32
             Both faces of each pair, values in [0, 1].
         data : ndarray of shape (n_pairs, 2 * height * width [* 3])
+            Both faces of each pair, flattened.
         target : ndarray of shape (n_pairs,)
             1 when both faces show the same person, else 0.
         target_names : ndarray of str, ["Different persons", "Same person"]
+            Names of the ``target`` values.
         fold : ndarray of shape (n_pairs,)
             View 2 fold (0-9) of each pair; only for ``subset="10_folds"``.
         names, filenames : ndarray of shape (n_pairs, 2)
             Person of each face and its file, relative to the images folder.
         DESCR : str
+            Description, citation and terms of use.
     (data, target) : tuple if ``return_X_y`` is True
     """
     check_choice("subset", subset, tuple(_PAIRS_FILES))
@@ -386,16 +390,20 @@ def fetch_lfw_gender(
     Returns
     -------
     dataset : sklearn.utils.Bunch
-        data, images : as in :func:`fetch_lfw_people`
+        data, images : ndarray
+            As in :func:`fetch_lfw_people`.
         target : ndarray of shape (n_samples,)
             0 = male, 1 = female.
         target_names : ndarray, ["male", "female"]
+            Names of the ``target`` values.
         identity : ndarray of shape (n_samples,)
             Person name of each face.
         filenames : ndarray of shape (n_samples,)
+            Paths relative to the images folder.
         excluded : ndarray of str
             Files left out for a missing or conflicting label.
         DESCR : str
+            Description, citation and terms of use.
     (data, target) : tuple if ``return_X_y`` is True
     """
     arrays = _people_arrays(data_home, variant, subset, 0, box, resize, color, download_if_missing)

@@ -90,9 +90,11 @@ def fetch_olivetti_faces(
         data : ndarray of shape (400, 4096), float32
             Flattened faces, values in [0, 1].
         images : ndarray of shape (400, 64, 64), float32
+            The same faces as images.
         target : ndarray of shape (400,)
             Person of each face, 0-39.
         DESCR : str
+            Description, citation and terms of use.
     (data, target) : tuple if ``return_X_y`` is True
     """
     from sklearn.utils import check_random_state

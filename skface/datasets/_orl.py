@@ -86,6 +86,7 @@ def fetch_orl_faces(*, data_home=None, size=None, download_if_missing=True, retu
             ``"s<k>/<n>.pgm"``, ordered by subject then image number
             (numerically: ``s1/2.pgm`` before ``s1/10.pgm``).
         DESCR : str
+            Description, citation and terms of use.
     (data, target) : tuple if ``return_X_y`` is True
     """
     size = check_size(size)

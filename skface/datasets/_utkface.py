@@ -106,6 +106,7 @@ def fetch_utkface(
         data : ndarray of shape (n_samples, height * width [* 3]), float32
             Flattened faces, values in [0, 1].
         images : ndarray of shape (n_samples, height, width[, 3]), float32
+            The same faces as images.
         target : ndarray of shape (n_samples,)
             ``age``, ``gender`` or ``race``, as chosen by ``target``.
         age : ndarray of shape (n_samples,)
@@ -116,6 +117,7 @@ def fetch_utkface(
             0 to 4, index into ``race_names`` (White, Black, Asian, Indian,
             Others: Hispanic, Latino, Middle Eastern...).
         gender_names, race_names : ndarray of str
+            Names of the ``gender`` and ``race`` values.
         target_names : ndarray of str
             ``gender_names`` or ``race_names``; only for a classification
             ``target`` (not for age).

@@ -400,7 +400,7 @@ class DBNReconstructor(
 
         Returns
         -------
-        codes : ndarray of shape (n, n_components_)
+        codes : ndarray of shape (n, n_components)
             float64 for float64 input, else float32.
         """
         images, layout = self._validate_images(X, reset=False)
@@ -413,7 +413,7 @@ class DBNReconstructor(
 
         Parameters
         ----------
-        X : array-like of shape (n, n_components_)
+        X : array-like of shape (n, n_components)
             Codes, e.g. from :meth:`transform`.
 
         Returns
@@ -506,7 +506,7 @@ class DBNReconstructor(
 
     @property
     def components_(self):
-        """First-layer filters of the encoder, shape (hidden_layer_sizes[0], n_features_in_).
+        """First-layer encoder filters, shape ``(hidden_layer_sizes[0], n_features_in_)``.
 
         Rows are in the flat channels-last order of the images, ready for
         :func:`skface.plotting.plot_filters`.

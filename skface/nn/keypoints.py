@@ -17,14 +17,15 @@ __all__ = [
     "warp_keypoints",
 ]
 
-# Kaggle Facial Keypoints Detection, in its column order (skface.datasets.KEYPOINT_NAMES):
-# eye centres, inner and outer eye corners, inner and outer eyebrow ends, mouth corners.
-# The nose tip and the two lip centres lie on the axis of symmetry.
+#: Kaggle Facial Keypoints Detection, in its column order (the ``keypoint_names`` of
+#: ``fetch_facial_keypoints``):
+#: eye centres, inner and outer eye corners, inner and outer eyebrow ends, mouth corners.
+#: The nose tip and the two lip centres lie on the axis of symmetry.
 KAGGLE_15_FLIP_PAIRS = ((0, 1), (2, 4), (3, 5), (6, 8), (7, 9), (11, 12))
 
-# The iBUG 300-W 68-point layout (0-based): jaw 0-16, eyebrows 17-26, nose 27-35,
-# eyes 36-47, outer lips 48-59, inner lips 60-67. Points on the axis (chin 8, nose
-# bridge 27-30, nose 33, lip centres 51, 57, 62, 66) map to themselves.
+#: The iBUG 300-W 68-point layout (0-based): jaw 0-16, eyebrows 17-26, nose 27-35,
+#: eyes 36-47, outer lips 48-59, inner lips 60-67. Points on the axis (chin 8, nose
+#: bridge 27-30, nose 33, lip centres 51, 57, 62, 66) map to themselves.
 IBUG_68_FLIP_PAIRS = (
     (0, 16), (1, 15), (2, 14), (3, 13), (4, 12), (5, 11), (6, 10), (7, 9),
     (17, 26), (18, 25), (19, 24), (20, 23), (21, 22),
