@@ -475,7 +475,7 @@ class CenterLossEmbedder(
 
         Returns
         -------
-        embeddings : ndarray of shape (n, embedding_dim_)
+        embeddings : ndarray of shape (n, embedding_dim)
             Rows of unit L2 norm; float64 for float64 input, else float32.
         """
         check_is_fitted(self)

@@ -295,7 +295,7 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
         K, the number of keypoints.
     flip_pairs_ : tuple of (int, int) or None
         The left/right pairs used for flipping; None when not flipping.
-    mean_shape_ : ndarray of shape (n_keypoints_, 2)
+    mean_shape_ : ndarray of shape (n_keypoints, 2)
         Mean of each observed keypoint, relative to the image: (x / W, y / H).
     input_size_ : tuple of int (height, width)
     n_channels_ : int

@@ -761,7 +761,7 @@ device, random_state, verbose
     ----------
     n_outputs_ : int
         Number of targets.
-    y_mean_, y_scale_ : ndarray of shape (n_outputs_,)
+    y_mean_, y_scale_ : ndarray of shape (n_outputs,)
         Target standardisation.
     net_, encoder_, input_size_, n_channels_, image_shape_, n_features_in_, \
 feature_names_in_, device_
