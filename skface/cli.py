@@ -1,4 +1,4 @@
-"""Command line: ``skface datasets`` and ``skface fetch NAME``."""
+"""Command line: ``skface demo``, ``skface datasets`` and ``skface fetch NAME``."""
 
 import argparse
 import sys
@@ -47,6 +47,20 @@ def _cmd_fetch(args):
     return 0
 
 
+def _cmd_demo(args):
+    import matplotlib
+
+    matplotlib.use("Agg")  # the figures go into the report, never to a window
+    from skface.demo import run_demo
+
+    result = run_demo(
+        args.out, data_home=args.data_home, preset=args.preset, device=args.device,
+        download=args.download, stages=args.stages, verbose=0 if args.quiet else 1,
+    )
+    failed = [s for s, v in result["sections"].items() if v["status"] == "failed"]
+    return 1 if failed else 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="skface", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
@@ -54,6 +68,23 @@ def main(argv=None):
         "--data-home", default=None, help="data home (default: $SKFACE_DATA or ~/skface_data)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "demo", parents=[common],
+        help="train each estimator briefly and write an HTML report (report.html, metrics.json)",
+    )
+    p.add_argument("--out", default="skface-demo", help="output folder (default: skface-demo)")
+    p.add_argument(
+        "--preset", default="quick", choices=("quick", "smoke", "full"),
+        help="quick: under 10 minutes on 2 CPU cores (default); smoke: seconds; full: for a GPU",
+    )
+    p.add_argument("--device", default="auto", help="torch device (default: auto, CUDA if present)")
+    p.add_argument("--download", action="store_true",
+                   help="download missing datasets that can be downloaded (LFW)")
+    p.add_argument("--stages", nargs="+", metavar="STAGE",
+                   choices=("dbn", "sdae", "keypoints", "embedding"),
+                   help="run only these stages (dbn sdae keypoints embedding)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("datasets", parents=[common], help="list every registered dataset")
     p.add_argument("--full", action="store_true", help="print whole citations")
     p.set_defaults(func=_cmd_datasets)

@@ -14,6 +14,7 @@ from sklearn.base import (
     clone,
 )
 from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
@@ -441,6 +442,46 @@ class ConvSDAEFeatures(
         maps = codes.reshape(len(codes), *self.code_shape_)
         images = self._apply_batched(self._decode_images, maps, device=self._device())
         return restore_layout(images, self.image_layout_._replace(dtype=codes.dtype))
+
+    def corrupt(self, X, random_state=None):
+        """The images with the kind and level of noise the layers learned to remove.
+
+        Applied in pixel space around the fitted per-channel statistics,
+        which is what the noise of training does to standardised pixels:
+        masking replaces a fraction ``noise_level`` of the values by their
+        channel's mean and scales the rest away from it by
+        ``1 / (1 - noise_level)``; Gaussian noise adds ``noise_level`` times
+        each channel's standard deviation. Useful to show the denoising:
+        ``reconstruct(corrupt(X))`` against ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W), (n, H, W, C) or (n, H*W*C)
+            Images of the fitted size.
+        random_state : int, RandomState instance or None, default=None
+            Source of the noise.
+
+        Returns
+        -------
+        noisy : ndarray of the same shape as ``X``
+            float32 (float64 for float64 input), on the scale of
+            ``check_images`` (uint8 input comes back in [0, 1]).
+        """
+        images, layout = self._validate_images(X, reset=False)
+        images = np.asarray(images, dtype=np.float32)
+        stats = self.net_.module_.stack.standardize
+        mean = stats.mean.detach().cpu().numpy()
+        std = stats.std.detach().cpu().numpy()
+        if mean.shape[1] != images.shape[1]:  # colour input to a grey model, or back
+            mean, std = mean.mean(keepdims=True), std.mean(keepdims=True)
+        rng = check_random_state(random_state)
+        level = float(self.noise_level)
+        if self.noise == "mask":
+            keep = rng.random_sample(images.shape) >= level
+            noisy = mean + (images - mean) * keep / (1.0 - level)
+        else:
+            noisy = images + rng.standard_normal(images.shape) * level * std
+        return restore_layout(noisy.astype(np.float32), layout)
 
     def reconstruct(self, X):
         """Encode and decode images (denoising them): same shape and layout as ``X``.

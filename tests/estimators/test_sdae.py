@@ -450,3 +450,23 @@ def test_skface_lazy_names_sdae_resolve():
     assert skface.ConvSDAEFeatures is ConvSDAEFeatures
     assert skface.SDAEClassifier is SDAEClassifier
     assert skface.SDAERegressor is SDAERegressor
+
+
+@pytest.mark.parametrize("noise", ["mask", "gaussian"])
+def test_conv_sdae_corrupt_training_noise_in_callers_layout(noise):
+    rng = np.random.RandomState(0)
+    X = rng.rand(24, 12, 12, 3).astype(np.float32)
+    sdae = ConvSDAEFeatures((4,), noise=noise, noise_level=0.3, pretrain_epochs=1,
+                            random_state=0).fit(X)
+    noisy = sdae.corrupt(X, random_state=0)
+    assert noisy.shape == X.shape and noisy.dtype == np.float32
+    np.testing.assert_array_equal(noisy, sdae.corrupt(X, random_state=0))
+    mean = X.mean(axis=(0, 1, 2))
+    if noise == "mask":
+        masked = np.isclose(noisy, mean, atol=1e-6)
+        assert 0.25 < masked.mean() < 0.35
+        kept = ~masked
+        np.testing.assert_allclose(noisy[kept], (mean + (X - mean) / 0.7)[kept], atol=1e-5)
+    else:
+        assert abs(np.std(noisy - X) / np.std(X) - 0.3) < 0.03
+    assert sdae.corrupt(X.astype(np.float64), random_state=0).dtype == np.float64

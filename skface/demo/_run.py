@@ -1,0 +1,146 @@
+"""Run the demo's stages in order and write the report."""
+
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from skface.demo._presets import get_settings
+from skface.demo._report import metrics_dict, write_report
+from skface.demo._stages import STAGES, Context
+
+__all__ = ["run_demo"]
+
+
+def run_demo(
+    out_dir="skface-demo",
+    *,
+    data_home=None,
+    preset="quick",
+    device="auto",
+    download=False,
+    stages=None,
+    verbose=1,
+    log=None,
+    **overrides,
+):
+    """Train each skface estimator briefly, evaluate it and write an HTML report.
+
+    Each stage reads its dataset from the data home: LFW for
+    :class:`~skface.estimators.DBNReconstructor` and
+    :class:`~skface.estimators.CenterLossEmbedder`, UTKFace for
+    :class:`~skface.estimators.ConvSDAEFeatures`, YouTube Faces keypoints for
+    :class:`~skface.estimators.KeypointRegressor`. Where a dataset is missing
+    the DBN and SDAE stages fall back to scikit-image's bundled sample of
+    100 LFW faces; the other stages are skipped, and the report says what is
+    missing and how to get it.
+
+    Parameters
+    ----------
+    out_dir : str or path-like, default="skface-demo"
+        Folder for ``report.html``, ``metrics.json`` and the figures (PNG).
+    data_home : str or path-like, default=None
+        Where the datasets are; None means ``$SKFACE_DATA`` or ``~/skface_data``.
+    preset : {"quick", "smoke", "full"}, default="quick"
+        "quick" finishes in under 10 minutes on 2 CPU cores; "smoke" runs in
+        seconds (for tests); "full" trains larger models for longer (GPU).
+    device : str, default="auto"
+        Torch device for every estimator; "auto" takes CUDA when present.
+    download : bool, default=False
+        Download the datasets that can be downloaded (LFW) when missing.
+    stages : sequence of str, default=None
+        Subset of ``("dbn", "sdae", "keypoints", "embedding")``; None runs all.
+    verbose : int, default=1
+        1 shows a progress bar per training; 0 is silent.
+    log : callable, default=None
+        Receives each progress line; None prints to stderr (nothing when
+        ``verbose=0``).
+    **overrides
+        Fields of :class:`~skface.demo.DemoSettings` replacing the preset's.
+
+    Returns
+    -------
+    result : dict
+        The contents of ``metrics.json``, plus ``"report"``: the report's path.
+    """
+    from skface.datasets import get_data_home
+    from skface.estimators._base import resolve_device
+
+    if log is None:
+        log = (lambda line: print(line, file=sys.stderr, flush=True)) if verbose else _quiet
+    settings = get_settings(preset, **overrides)
+    known = [key for key, _ in STAGES]
+    stages = known if stages is None else list(stages)
+    unknown = sorted(set(stages) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown demo stage(s) {unknown}; choose from {known}.")
+    home = get_data_home(data_home)
+    ctx = Context(settings=settings, data_home=home, device=resolve_device(device),
+                  verbose=verbose, download=download)
+    started = time.perf_counter()
+    log(f"skface demo: preset {preset!r}, device {ctx.device}, data home {home}")
+
+    sections = []
+    todo = [(key, fn) for key, fn in STAGES if key in stages]
+    for number, (key, stage) in enumerate(todo, 1):
+        log(f"[{number}/{len(todo)}] {stage.__doc__.splitlines()[0]}")
+        start = time.perf_counter()
+        try:
+            section = stage(ctx)
+        except Exception as exc:  # noqa: BLE001 (one broken stage must not hide the others)
+            section = _failed_section(key, exc)
+        elapsed = time.perf_counter() - start
+        log(f"      {_outcome(section)} in {elapsed:.0f} s")
+        sections.append(section)
+
+    import skface
+
+    run = {
+        "skface_version": skface.__version__,
+        "preset": preset,
+        "settings": _settings_dict(settings),
+        "device": ctx.device,
+        "data_home": str(home),
+        "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    report = write_report(Path(out_dir), run, sections)
+    for section in sections:
+        if section.status == "skipped":
+            log(f"skipped {section.estimator}: {section.reason}")
+        elif section.status == "failed":
+            log(f"FAILED {section.estimator}: {section.reason.splitlines()[-1]}")
+    fallback = [s.estimator for s in sections if s.fallback]
+    if fallback:
+        log(f"ran on scikit-image's bundled LFW sample instead of the data home: "
+            f"{', '.join(fallback)}")
+    log(f"report: {report.resolve()} ({run['wall_seconds']:.0f} s in all)")
+    return {**metrics_dict(run, sections), "report": str(report)}
+
+
+def _quiet(line):
+    pass
+
+
+def _settings_dict(settings):
+    from dataclasses import asdict
+
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
+
+
+def _outcome(section):
+    if section.status == "ok":
+        return "done"
+    if section.status == "skipped":
+        return "skipped (data missing)"
+    return "failed"
+
+
+def _failed_section(key, exc):
+    from skface.demo._stages import Section
+
+    titles = {"dbn": "DBNReconstructor", "sdae": "ConvSDAEFeatures",
+              "keypoints": "KeypointRegressor", "embedding": "CenterLossEmbedder"}
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
+    return Section(key, f"{titles[key]} (failed)", titles[key], status="failed", reason=tb)

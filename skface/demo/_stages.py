@@ -1,0 +1,439 @@
+"""The demo's four stages: fit one estimator each, evaluate it, draw its figures."""
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Context", "Figure", "Section", "STAGES"]
+
+# The central 128x128 of the 250x250 LFW images, brought down to 32x32 for the DBN.
+_DBN_BOX = (61, 61, 189, 189)
+_SEED = 0
+
+
+@dataclass
+class Figure:
+    """A rendered figure of the report."""
+
+    name: str
+    title: str
+    png: bytes
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    """What one stage of the demo produced (or why it did not run)."""
+
+    key: str
+    title: str
+    estimator: str
+    status: str = "ok"  # "ok", "skipped" or "failed"
+    data: str = ""
+    metrics: dict = field(default_factory=dict)
+    figures: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    seconds: float = 0.0
+    reason: str = ""  # why it was skipped or failed, and what to do about it
+    fallback: str = ""  # set when it ran on the bundled sample: what is missing, how to get it
+
+
+@dataclass
+class Context:
+    """Everything a stage needs: settings, where the data is, the device."""
+
+    settings: object
+    data_home: object
+    device: str = "auto"
+    verbose: int = 1
+    download: bool = False
+    _present: dict = field(default_factory=dict)
+
+    def present(self, *names):
+        """Whether every named dataset is in the data home (or may be downloaded)."""
+        from skface.datasets import get_dataset_info
+
+        for name in names:
+            if name not in self._present:
+                self._present[name] = get_dataset_info(name).is_present(self.data_home)
+        return all(self._present[name] or (self.download and _downloads(name)) for name in names)
+
+    def how_to_get(self, *names):
+        """One line per missing dataset: what is missing and how to get it."""
+        lines, seen = [], set()
+        for name in names:
+            if self.present(name):
+                continue
+            message = _missing_message(name, self.data_home)
+            # LFW's people and pairs share their images: say what is missing once.
+            key = message.replace(name, "")
+            if key not in seen:
+                seen.add(key)
+                lines.append(f"{name}: {message}")
+        return "\n".join(lines)
+
+    def estimator_params(self):
+        return {"device": self.device, "random_state": _SEED, "verbose": self.verbose}
+
+    def fetch(self, name, **kwargs):
+        from skface.datasets import fetch
+
+        with warnings.catch_warnings():
+            # UTKFace's three malformed file names are reported in the Bunch's `skipped`.
+            warnings.simplefilter("ignore", UserWarning)
+            return fetch(name, data_home=self.data_home,
+                         download_if_missing=self.download, **kwargs)
+
+
+def _downloads(name):
+    """Whether the dataset's fetcher can download every file it needs."""
+    return name in {"lfw_people", "lfw_pairs"}
+
+
+def _missing_message(name, data_home):
+    """The fetcher's own explanation of what is missing, folder and source included."""
+    from skface.datasets import get_fetcher
+
+    try:
+        get_fetcher(name)(data_home=data_home, download_if_missing=False)
+    except FileNotFoundError as exc:
+        message = " ".join(str(exc).split())
+    except Exception as exc:  # noqa: BLE001 (a broken copy is still worth reporting)
+        message = f"could not be read ({type(exc).__name__}: {exc})"
+    else:
+        return "present"
+    if _downloads(name):
+        message += f" Or let skface download it: `skface fetch {name}` (or `skface demo --download`)."
+    return message
+
+
+def _subsample(n_total, n_keep, rng):
+    """Sorted indices of ``n_keep`` of ``n_total`` items (all of them for None)."""
+    if n_keep is None or n_keep >= n_total:
+        return np.arange(n_total)
+    return np.sort(rng.choice(n_total, n_keep, replace=False))
+
+
+def _render(fig, name, title, caption=""):
+    """A matplotlib figure as PNG bytes; the figure is closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return Figure(name=name, title=title, png=buffer.getvalue(), caption=caption)
+
+
+def _skimage_faces():
+    """The 100 face images of scikit-image's bundled LFW subset, 25x25 grey in [0, 1]."""
+    from skimage.data import lfw_subset
+
+    # lfw_subset() holds 100 faces followed by 100 non-faces.
+    return lfw_subset()[:100].astype(np.float32)
+
+
+def _fit_timed(estimator, *args):
+    start = time.perf_counter()
+    estimator.fit(*args)
+    return time.perf_counter() - start
+
+
+# -- stage 1: DBN ----------------------------------------------------------------------
+
+
+def stage_dbn(ctx):
+    """DBNReconstructor: codes and reconstructions of faces it never saw, against PCA."""
+    from sklearn.decomposition import PCA
+
+    from skface.estimators import DBNReconstructor
+    from skface.plotting import plot_reconstructions
+
+    s = ctx.settings
+    rng = np.random.RandomState(_SEED)
+    section = Section("dbn", "Deep belief network: face reconstruction", "DBNReconstructor")
+    if ctx.present("lfw_people"):
+        common = dict(box=_DBN_BOX, resize=0.25, color=False)
+        train = ctx.fetch("lfw_people", subset="dev_train", **common).images
+        test = ctx.fetch("lfw_people", subset="dev_test", **common)
+        _, first = np.unique(test.target, return_index=True)  # one face per unseen person
+        test = test.images[np.sort(first)]
+        section.data = (
+            f"LFW deep-funneled, 32x32 grey: trained on faces of the official dev_train "
+            f"people, tested on one face of each of the {len(test)} dev_test people "
+            "(never seen in training)."
+        )
+    else:
+        faces = _skimage_faces()
+        order = rng.permutation(len(faces))
+        train, test = faces[order[:80]], faces[order[80:]]
+        section.data = (
+            "scikit-image's bundled LFW subset (25x25 grey): 80 faces to train, 20 to test. "
+            "No LFW in the data home."
+        )
+        section.fallback = ctx.how_to_get("lfw_people")
+    train = train[_subsample(len(train), s.dbn_n_train, rng)]
+    dbn = DBNReconstructor(
+        s.dbn_layers, pretrain_epochs=s.dbn_pretrain_epochs,
+        finetune_epochs=s.dbn_finetune_epochs, **ctx.estimator_params(),
+    )
+    section.seconds = _fit_timed(dbn, train)
+    recon = dbn.reconstruct(test)
+    n_code = s.dbn_layers[-1]
+    flat_train, flat_test = train.reshape(len(train), -1), test.reshape(len(test), -1)
+    pca = PCA(n_code, random_state=_SEED).fit(flat_train)
+    pca_recon = pca.inverse_transform(pca.transform(flat_test))
+    section.metrics = {
+        "n_train": len(train),
+        "n_test": len(test),
+        "layers": "-".join(str(n) for n in (int(np.prod(train.shape[1:])), *s.dbn_layers)),
+        "test_mse": float(np.mean((recon - test) ** 2)),
+        f"pca{n_code}_test_mse": float(np.mean((pca_recon - flat_test) ** 2)),
+        "fit_seconds": round(section.seconds, 1),
+    }
+    fig = plot_reconstructions(test[:10], recon[:10], n_images=10, n_cols=10)
+    section.figures.append(_render(
+        fig, "dbn_reconstructions", "Reconstructions of unseen faces",
+        f"Top: test faces. Bottom: the DBN's reconstruction from its {n_code}-number code.",
+    ))
+    return section
+
+
+# -- stage 2: SDAE ---------------------------------------------------------------------
+
+
+def stage_sdae(ctx):
+    """ConvSDAEFeatures: denoising, then gender and age heads on the frozen features."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skface.estimators import ConvSDAEFeatures
+    from skface.plotting import plot_denoising, plot_error_by_age
+
+    s = ctx.settings
+    rng = np.random.RandomState(_SEED)
+    section = Section(
+        "sdae", "Convolutional stacked denoising autoencoder: age and gender",
+        "ConvSDAEFeatures",
+    )
+    sdae = ConvSDAEFeatures(
+        s.sdae_channels, pretrain_epochs=s.sdae_pretrain_epochs, batch_size=64,
+        input_size=s.sdae_size, **ctx.estimator_params(),
+    )
+    if not ctx.present("utkface"):
+        faces = _skimage_faces()
+        order = rng.permutation(len(faces))
+        train, test = faces[order[:80]], faces[order[80:]]
+        section.data = (
+            "scikit-image's bundled LFW subset (25x25 grey): 80 faces to train, 20 to test. "
+            "No UTKFace in the data home, so no age or gender heads."
+        )
+        section.fallback = ctx.how_to_get("utkface")
+        section.notes.append("Skipped the age and gender heads and the age-error plot.")
+        section.seconds = _fit_timed(sdae, train)
+        section.metrics = {"n_train": len(train), "n_test": len(test),
+                           "fit_seconds": round(section.seconds, 1)}
+        _denoising_figure(section, sdae, test, rng, plot_denoising)
+        return section
+
+    faces = ctx.fetch("utkface", size=s.sdae_size, color=True)
+    keep = _subsample(len(faces.images), s.sdae_n_faces, rng)
+    X, gender, age = faces.images[keep], faces.gender[keep], faces.age[keep].astype(float)
+    X_train, X_test, g_train, g_test, a_train, a_test = train_test_split(
+        X, gender, age, test_size=0.2, stratify=gender, random_state=_SEED
+    )
+    section.data = (
+        f"UTKFace, {s.sdae_size}x{s.sdae_size} RGB: {len(X_train)} faces to train, "
+        f"{len(X_test)} held out (stratified on gender)."
+    )
+    section.seconds = _fit_timed(sdae, X_train)
+    F_train, F_test = sdae.transform(X_train), sdae.transform(X_test)
+    # Strong regularisation: the flattened features outnumber the training faces.
+    gender_head = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=2000))
+    age_head = make_pipeline(StandardScaler(), Ridge(alpha=1000.0))
+    gender_head.fit(F_train, g_train)
+    age_head.fit(F_train, a_train)
+    age_pred = age_head.predict(F_test)
+
+    flat_train, flat_test = X_train.reshape(len(X_train), -1), X_test.reshape(len(X_test), -1)
+    n_pca = min(128, len(X_train) - 1)
+    pca_gender = make_pipeline(PCA(n_pca, random_state=_SEED), StandardScaler(),
+                               LogisticRegression(max_iter=2000)).fit(flat_train, g_train)
+    pca_age = make_pipeline(PCA(n_pca, random_state=_SEED), Ridge()).fit(flat_train, a_train)
+    section.metrics = {
+        "n_train": len(X_train),
+        "n_test": len(X_test),
+        "n_features": int(F_train.shape[1]),
+        "gender_accuracy": float(gender_head.score(F_test, g_test)),
+        "age_mae": float(np.mean(np.abs(age_pred - a_test))),
+        f"pca{n_pca}_gender_accuracy": float(pca_gender.score(flat_test, g_test)),
+        f"pca{n_pca}_age_mae": float(np.mean(np.abs(pca_age.predict(flat_test) - a_test))),
+        "fit_seconds": round(section.seconds, 1),
+    }
+    section.notes.append(
+        "Heads: StandardScaler + LogisticRegression(C=0.01) for gender, StandardScaler + "
+        "Ridge(alpha=1000) for age, on the frozen encoder's features; the PCA rows are the "
+        "same heads on PCA of the raw pixels."
+    )
+    _denoising_figure(section, sdae, X_test, rng, plot_denoising)
+    fig = plot_error_by_age(a_test, np.abs(age_pred - a_test))
+    section.figures.append(_render(
+        fig, "sdae_age_error", "Age error by age",
+        "Mean absolute error of the Ridge head per 5-year age bin of the held-out faces "
+        "(where the model does badly).",
+    ))
+    return section
+
+
+def _denoising_figure(section, sdae, images, rng, plot_denoising):
+    clean = images[:8]
+    noisy = sdae.corrupt(clean, random_state=rng)
+    fig = plot_denoising(noisy, sdae.reconstruct(noisy), clean)
+    section.figures.append(_render(
+        fig, "sdae_denoising", "Denoising held-out faces",
+        f"Top: faces with {sdae.noise_level:.0%} of their pixels masked. Middle: the "
+        "autoencoder's reconstruction. Bottom: the clean faces.",
+    ))
+
+
+# -- stage 3: keypoints ----------------------------------------------------------------
+
+
+def stage_keypoints(ctx):
+    """KeypointRegressor: 68 facial keypoints on unseen frames."""
+    from skface.estimators import KeypointRegressor
+    from skface.metrics import keypoint_rmse
+    from skface.plotting import plot_keypoints
+
+    s = ctx.settings
+    rng = np.random.RandomState(_SEED)
+    section = Section("keypoints", "Facial keypoints", "KeypointRegressor")
+    if not ctx.present("youtube_faces_keypoints"):
+        section.status = "skipped"
+        section.reason = ctx.how_to_get("youtube_faces_keypoints")
+        return section
+    train = ctx.fetch("youtube_faces_keypoints", subset="train", size=96)
+    test = ctx.fetch("youtube_faces_keypoints", subset="test", size=96)
+    keep = _subsample(len(train.images), s.kp_n_train, rng)
+    X, y = train.images[keep], train.keypoints[keep]
+    section.data = (
+        f"YouTube Faces 68-point keypoints, grey, resized to {s.kp_size}x{s.kp_size} inside "
+        f"the model: {len(X)} training frames, the {len(test.images)} official test frames. "
+        "RMSE in pixels of a 96x96 face."
+    )
+    model = KeypointRegressor(
+        s.kp_channels, convs_per_layer=1, input_size=s.kp_size, max_epochs=s.kp_epochs,
+        batch_size=32, **ctx.estimator_params(),
+    )
+    section.seconds = _fit_timed(model, X, y)
+    pred = model.predict(test.images)
+    mean_shape = np.broadcast_to(y.mean(axis=0), test.keypoints.shape)
+    per_point = keypoint_rmse(test.keypoints, pred, per_keypoint=True)
+    section.metrics = {
+        "n_train": len(X),
+        "n_test": len(test.images),
+        "test_rmse": float(keypoint_rmse(test.keypoints, pred)),
+        "mean_shape_rmse": float(keypoint_rmse(test.keypoints, mean_shape)),
+        "worst_keypoints": [int(i) for i in np.argsort(per_point)[::-1][:3]],
+        "fit_seconds": round(section.seconds, 1),
+    }
+    section.notes.append(
+        "The official test frames show the same people as the training frames, which "
+        "flatters the model; flips, small rotations, zooms and shifts were on in training."
+    )
+    _, first = np.unique(test.identity, return_index=True)  # a different person per tile
+    shown = np.sort(first)[:8]
+    fig = plot_keypoints(test.images[shown], test.keypoints[shown], pred[shown],
+                         n_images=8, n_cols=4)
+    section.figures.append(_render(
+        fig, "keypoints_test_faces", "Predicted and true keypoints on test faces",
+        "Green: annotated keypoints. Red: predicted.",
+    ))
+    return section
+
+
+# -- stage 4: embeddings ---------------------------------------------------------------
+
+
+def stage_embedding(ctx):
+    """CenterLossEmbedder: LFW View 1 verification, against eigenfaces."""
+    from sklearn.decomposition import PCA
+
+    from skface.estimators import CenterLossEmbedder
+    from skface.metrics import pair_scores, verification_accuracy, verification_roc_auc
+    from skface.plotting import plot_roc
+    from skface.preprocessing import lfw_crop
+
+    s = ctx.settings
+    rng = np.random.RandomState(_SEED)
+    section = Section("embedding", "Face embeddings: LFW verification", "CenterLossEmbedder")
+    if not ctx.present("lfw_people", "lfw_pairs"):
+        section.status = "skipped"
+        section.reason = ctx.how_to_get("lfw_people", "lfw_pairs")
+        return section
+    crop = lfw_crop(s.emb_size, jitter=max(s.emb_size // 8, 1), color=True)
+    people = ctx.fetch("lfw_people", subset="dev_train", **crop)
+    test = ctx.fetch("lfw_pairs", subset="dev_test", **crop)
+    keep = _subsample(len(people.images), s.emb_n_train, rng)
+    X, y = people.images[keep], people.target[keep]
+    section.data = (
+        f"LFW View 1, no identity leak: trained on {len(X)} images of "
+        f"{len(np.unique(y))} dev_train people ({s.emb_size}-px random crops, flips); "
+        f"scored on the {len(test.target)} pairsDevTest pairs, whose people it never saw."
+    )
+    model = CenterLossEmbedder(
+        "small_cnn", backbone_params={"width": s.emb_width}, crop_size=s.emb_size,
+        max_epochs=s.emb_epochs, batch_size=128, lr=0.1, weight_decay=5e-3,
+        **ctx.estimator_params(),
+    )
+    section.seconds = _fit_timed(model, X, y)
+
+    n = len(test.pairs)
+    flat = test.pairs.reshape(2 * n, *test.pairs.shape[2:])
+    scores = pair_scores(model.transform(flat).reshape(n, 2, -1))
+    # Eigenfaces baseline on grey versions of the same crops.
+    grey = X.mean(axis=-1).reshape(len(X), -1)
+    pca = PCA(min(128, len(X) - 1), whiten=True, random_state=_SEED).fit(grey)
+    eig = pca.transform(flat.mean(axis=-1).reshape(2 * n, -1)).reshape(n, 2, -1)
+    eig_scores = pair_scores(eig)
+    acc = verification_accuracy(test.target, scores)
+    eig_acc = verification_accuracy(test.target, eig_scores)
+    section.metrics = {
+        "n_train": len(X),
+        "n_test_pairs": n,
+        "verification_accuracy": float(acc.accuracy),
+        "verification_accuracy_std": float(acc.std),
+        "roc_auc": float(verification_roc_auc(test.target, scores)),
+        "eigenfaces_verification_accuracy": float(eig_acc.accuracy),
+        "eigenfaces_roc_auc": float(verification_roc_auc(test.target, eig_scores)),
+        "fit_seconds": round(section.seconds, 1),
+    }
+    section.notes.append(
+        "Accuracy: threshold chosen by 10-fold cross-validation inside the test pairs (each "
+        "fold's threshold from the other nine), as LFW View 2 does. Backbone: small_cnn, the "
+        "quick stand-in for NN4.Small2."
+    )
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    plot_roc(test.target, scores, ax=ax, label="CenterLossEmbedder")
+    plot_roc(test.target, eig_scores, ax=ax, label="eigenfaces (PCA)")
+    section.figures.append(_render(
+        fig, "embedding_roc", "LFW pairsDevTest ROC",
+        "Cosine similarity of the 128-d embeddings (flip-averaged) against whitened PCA.",
+    ))
+    return section
+
+
+STAGES = (
+    ("dbn", stage_dbn),
+    ("sdae", stage_sdae),
+    ("keypoints", stage_keypoints),
+    ("embedding", stage_embedding),
+)

@@ -1,0 +1,168 @@
+"""Tests for ``skface demo``: stages, fallback to the bundled sample, the report."""
+
+import json
+import re
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("skimage")
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+from skface import cli  # noqa: E402
+from skface.demo import PRESETS, run_demo  # noqa: E402
+from skface.demo import _stages  # noqa: E402
+from skface.demo._report import render_html, write_report  # noqa: E402
+from skface.demo._stages import Figure, Section  # noqa: E402
+
+
+def _png():
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1], [0, 1])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _run(tmp_path, **kwargs):
+    lines = []
+    result = run_demo(tmp_path / "out", preset="smoke", verbose=0, log=lines.append, **kwargs)
+    return result, lines
+
+
+def test_run_demo_no_data_home_falls_back_to_bundled_sample_and_names_skipped(tmp_path):
+    result, lines = _run(tmp_path, data_home=tmp_path / "empty")
+    sections = result["sections"]
+    # DBN and SDAE run on scikit-image's 100 LFW faces and say what is missing.
+    for key in ("dbn", "sdae"):
+        assert sections[key]["status"] == "ok"
+        assert "missing" in sections[key]["fallback"]
+    assert "utkface" in sections["sdae"]["fallback"]
+    assert sections["dbn"]["metrics"]["n_train"] == 80
+    # Keypoints and embeddings cannot: skipped, naming the folder and where to get the data.
+    for key, name in (("keypoints", "youtube_faces_keypoints"), ("embedding", "lfw_people")):
+        assert sections[key]["status"] == "skipped"
+        assert name in sections[key]["reason"]
+        assert str(tmp_path / "empty") in sections[key]["reason"]
+    assert "skface fetch lfw_people" in sections["embedding"]["reason"]
+    log = "\n".join(lines)
+    assert "skipped KeypointRegressor" in log and "skipped CenterLossEmbedder" in log
+    assert "bundled LFW sample" in log
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert report.count("<img ") == 2  # DBN reconstructions, SDAE denoising
+    assert "Skipped: the data is missing." in report
+
+
+def test_run_demo_outputs_metrics_json_matching_result(tmp_path):
+    result, _ = _run(tmp_path, data_home=tmp_path / "empty", stages=["dbn"])
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert saved["sections"] == result["sections"]
+    assert saved["preset"] == "smoke" and saved["settings"]["dbn_layers"] == [64, 16]
+    assert set(saved["sections"]) == {"dbn"}
+    png = tmp_path / "out" / "dbn_reconstructions.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.realdata
+def test_run_demo_real_data_smoke_every_section_ok_with_figures(tmp_path, shared_data):
+    result, _ = _run(tmp_path, data_home=shared_data)
+    sections = result["sections"]
+    assert {k: v["status"] for k, v in sections.items()} == dict.fromkeys(
+        ("dbn", "sdae", "keypoints", "embedding"), "ok"
+    )
+    assert not any(v["fallback"] for v in sections.values())
+    figures = [f for v in sections.values() for f in v["figures"]]
+    assert figures == ["dbn_reconstructions.png", "sdae_denoising.png", "sdae_age_error.png",
+                       "keypoints_test_faces.png", "embedding_roc.png"]
+    for name in figures:
+        assert (tmp_path / "out" / name).stat().st_size > 1000
+    m = sections["embedding"]["metrics"]
+    assert 0.0 <= m["verification_accuracy"] <= 1.0 and m["n_test_pairs"] == 1000
+    assert sections["keypoints"]["metrics"]["n_test"] == 770
+    assert np.isfinite(sections["sdae"]["metrics"]["age_mae"])
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert report.count("<img ") == 5
+
+
+def test_run_demo_failing_stage_reported_and_others_continue(tmp_path, monkeypatch):
+    def broken(ctx):
+        """A stage that breaks."""
+        raise RuntimeError("out of cheese")
+
+    monkeypatch.setattr(_stages, "STAGES", (("dbn", broken),) + _stages.STAGES[1:2])
+    from skface.demo import _run as run_module
+
+    monkeypatch.setattr(run_module, "STAGES", _stages.STAGES)
+    result, lines = _run(tmp_path, data_home=tmp_path / "empty")
+    assert result["sections"]["dbn"]["status"] == "failed"
+    assert "out of cheese" in result["sections"]["dbn"]["reason"]
+    assert result["sections"]["sdae"]["status"] == "ok"
+    assert any("FAILED DBNReconstructor" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"preset": "huge"}, r"Unknown demo preset 'huge'.*quick"),
+     ({"stages": ["dbn", "gan"]}, r"Unknown demo stage.*gan.*embedding"),
+     ({"dbn_depth": 3}, r"Bad demo setting")],
+)
+def test_run_demo_bad_arguments_raise_listing_choices(tmp_path, kwargs, match):
+    kwargs = {"preset": "smoke", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        run_demo(tmp_path / "out", verbose=0, **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_write_report_every_figure_inlined_no_external_resources(tmp_path):
+    png = _png()
+    sections = [
+        Section("dbn", "DBN", "DBNReconstructor", data="faces", metrics={"test_mse": 0.01,
+                "pca32_test_mse": 0.005}, figures=[Figure("a", "Figure A", png, "cap <A>")],
+                seconds=3.0),
+        Section("keypoints", "Keypoints", "KeypointRegressor", status="skipped",
+                reason="youtube_faces_keypoints: missing training/ in /x"),
+    ]
+    run = {"skface_version": "0", "preset": "smoke", "device": "cpu", "data_home": "/x",
+           "finished": "now", "wall_seconds": 3.0, "settings": {}}
+    report = write_report(tmp_path, run, sections)
+    html = report.read_text()
+    sources = re.findall(r"src='([^']*)'", html)
+    assert len(sources) == 1 and sources[0].startswith("data:image/png;base64,")
+    assert "http" not in html.replace("name='viewport'", "")  # nothing loaded from outside
+    assert "cap &lt;A&gt;" in html  # escaped
+    assert "missing training/ in /x" in html and "Skipped for lack of data" in html
+    assert "0.0100" in render_html(run, sections)  # the headline in the summary table
+    assert (tmp_path / "a.png").read_bytes() == png
+
+
+def test_cli_demo_writes_report_and_returns_zero(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = cli.main(["demo", "--out", str(out), "--preset", "smoke", "--stages", "dbn",
+                     "--data-home", str(tmp_path / "empty"), "--quiet"])
+    assert code == 0
+    assert (out / "report.html").exists() and (out / "metrics.json").exists()
+
+
+def test_demo_presets_quick_smaller_than_full():
+    quick, full = PRESETS["quick"], PRESETS["full"]
+    assert quick.emb_epochs < full.emb_epochs and quick.kp_epochs < full.kp_epochs
+    assert sum(quick.dbn_layers) < sum(full.dbn_layers)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_run_demo_quick_real_data_finishes_under_ten_minutes(tmp_path, shared_data):
+    start = time.perf_counter()
+    result = run_demo(tmp_path / "out", data_home=shared_data, verbose=0)
+    assert time.perf_counter() - start < 600
+    assert all(v["status"] == "ok" for v in result["sections"].values())
