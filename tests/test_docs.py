@@ -36,6 +36,7 @@ ESTIMATORS = [
 API_MODULES = [
     "skface.backbones",
     "skface.datasets",
+    "skface.demo",
     "skface.estimators",
     "skface.metrics",
     "skface.nn",
