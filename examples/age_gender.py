@@ -159,15 +159,12 @@ def main(argv=None):
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    # The frozen encoder of the first fold, on faces it did not train on, corrupted the
-    # way it was trained: with masking noise in standardised pixels a masked value
-    # becomes the channel mean, and the others are scaled up by 1 / (1 - noise_level).
-    train, test = folds[0]
+    # The frozen encoder of the first fold, on faces it did not train on, corrupted with
+    # the noise it learned to remove (masking: a value becomes its channel's mean).
+    _, test = folds[0]
     sdae = fitted["frozen SDAE + linear"][0][0]
     clean = X[test[:8]]
-    mean = X[train].mean(axis=(0, 1, 2), keepdims=True)
-    keep = rng.rand(*clean.shape) >= sdae.noise_level  # each value of each channel
-    noisy = (mean + (clean - mean) * keep / (1 - sdae.noise_level)).astype(np.float32)
+    noisy = sdae.corrupt(clean, random_state=0)
     fig = plot_denoising(noisy, sdae.reconstruct(noisy), clean)
     fig.savefig(out / FIGURES[0], dpi=100)
     plt.close(fig)
