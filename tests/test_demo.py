@@ -51,7 +51,7 @@ def test_run_demo_no_data_home_falls_back_to_bundled_sample_and_names_skipped(tm
     assert sections["dbn"]["metrics"]["n_train"] == 80
     # Trained enough on the sample to denoise, not just to draw the mean face.
     sdae = sections["sdae"]["metrics"]
-    assert sdae["denoised_mse"] < 0.6 * sdae["noisy_mse"]
+    assert sdae["denoised_mse"] < 0.8 * sdae["noisy_mse"]
     dbn = sections["dbn"]["metrics"]
     assert dbn["test_mse"] < 0.04  # the mean training face scores 0.042 on these 20
     # Keypoints and embeddings cannot: skipped, naming the folder and where to get the data.
