@@ -134,12 +134,17 @@ def _render(fig, name, title, caption=""):
     return Figure(name=name, title=title, png=buffer.getvalue(), caption=caption)
 
 
-def _skimage_faces():
-    """The 100 face images of scikit-image's bundled LFW subset, 25x25 grey in [0, 1]."""
+_SAMPLE_DATA = "scikit-image's bundled LFW subset (25x25 grey): 80 faces to train, 20 to test."
+
+
+def _sample_split(rng):
+    """Scikit-image's 100 bundled LFW faces (25x25 grey, [0, 1]), split 80 / 20."""
     from skimage.data import lfw_subset
 
     # lfw_subset() holds 100 faces followed by 100 non-faces.
-    return lfw_subset()[:100].astype(np.float32)
+    faces = lfw_subset()[:100].astype(np.float32)
+    order = rng.permutation(len(faces))
+    return faces[order[:80]], faces[order[80:]]
 
 
 def _fit_timed(estimator, *args):
@@ -173,13 +178,8 @@ def stage_dbn(ctx):
             "(never seen in training)."
         )
     else:
-        faces = _skimage_faces()
-        order = rng.permutation(len(faces))
-        train, test = faces[order[:80]], faces[order[80:]]
-        section.data = (
-            "scikit-image's bundled LFW subset (25x25 grey): 80 faces to train, 20 to test. "
-            "No LFW in the data home."
-        )
+        train, test = _sample_split(rng)
+        section.data = _SAMPLE_DATA + " No LFW in the data home."
         section.fallback = ctx.how_to_get("lfw_people")
     params = dict(hidden_layer_sizes=s.dbn_layers, pretrain_epochs=s.dbn_pretrain_epochs,
                   finetune_epochs=s.dbn_finetune_epochs)
@@ -236,13 +236,8 @@ def stage_sdae(ctx):
         input_size=s.sdae_size, **ctx.estimator_params(),
     )
     if not ctx.present("utkface"):
-        faces = _skimage_faces()
-        order = rng.permutation(len(faces))
-        train, test = faces[order[:80]], faces[order[80:]]
-        section.data = (
-            "scikit-image's bundled LFW subset (25x25 grey): 80 faces to train, 20 to test. "
-            "No UTKFace in the data home, so no age or gender heads."
-        )
+        train, test = _sample_split(rng)
+        section.data = _SAMPLE_DATA + " No UTKFace in the data home, so no age or gender heads."
         section.fallback = ctx.how_to_get("utkface")
         section.notes.append("Skipped the age and gender heads and the age-error plot.")
         sdae.set_params(**_SAMPLE_SDAE)
