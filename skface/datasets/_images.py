@@ -5,6 +5,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 
+_PROGRESS_MIN = 2000  # images
+
+
 def read_images(paths, *, box=None, size=None, color=False, n_threads=4):
     """Decode images into a float32 array with values in [0, 1].
 
@@ -61,7 +64,14 @@ def read_images(paths, *, box=None, size=None, color=False, n_threads=4):
 
     # Each thread writes straight into `out`: no list of per-image arrays, so
     # peak memory stays at the size of the result.
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+    from tqdm.auto import tqdm
+
+    # A bar only for long decodes, and only on a terminal (disable=None): the
+    # first load of a large dataset takes tens of seconds, later ones hit the cache.
+    with ThreadPoolExecutor(max_workers=n_threads) as pool, tqdm(
+        total=len(paths), initial=1, unit="img", desc="decoding images", leave=False,
+        disable=None if len(paths) >= _PROGRESS_MIN else True,
+    ) as bar:
         for _ in pool.map(fill, range(1, len(paths))):
-            pass
+            bar.update()
     return out
