@@ -33,36 +33,20 @@ see ``skface.datasets.fetch_utkface``). Writes ``denoising.png`` and
 ``age_error.png`` to ``--out``.
 """
 
-import argparse
-import os
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
+
+# The options, tables and figure files every example shares (examples/ is on sys.path).
+from _common import parse_args, print_row, print_table_header, print_written, pyplot, save_figure
 
 # Figures this script writes into --out (tests/test_examples.py checks them).
 FIGURES = ("denoising.png", "age_error.png")
 
 
-def _env_flag(name):
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", default=_env_flag("SKFACE_EXAMPLES_QUICK"),
-                        help="reduced settings for CI (also: SKFACE_EXAMPLES_QUICK=1)")
-    parser.add_argument("--data-home", default=os.environ.get("SKFACE_DATA"),
-                        help="skface data home (default: $SKFACE_DATA, else ~/skface_data)")
-    parser.add_argument("--out", default="skface_examples_out", help="folder for the figures")
-    return parser.parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_args(argv)
+    args = parse_args(__doc__, argv)
 
     import torch
     from sklearn.decomposition import PCA
@@ -132,10 +116,10 @@ def main(argv=None):
     majority = np.array([np.mean(gender[test] == np.bincount(gender[train]).argmax())
                          for train, test in folds])
     mean_age = np.array([np.abs(age[test] - age[train].mean()).mean() for train, test in folds])
-    print("\n| model | gender accuracy | age MAE (years) | fit+predict s / fold |")
-    print("|---|---|---|---|")
-    print(f"| baseline: most frequent gender / mean age | {majority.mean():.3f} | "
-          f"{mean_age.mean():.2f} | 0 |")
+    print()
+    print_table_header("model", "gender accuracy", "age MAE (years)", "fit+predict s / fold")
+    print_row("baseline: most frequent gender / mean age", f"{majority.mean():.3f}",
+              f"{mean_age.mean():.2f}", 0)
     predictions, fitted = {}, {}
     for name, (classifier, regressor, data) in models.items():
         start = time.perf_counter()
@@ -146,19 +130,12 @@ def main(argv=None):
         pred = predictions[name] = cross_val_predict(regressor, data, age, cv=folds)
         err = np.array([np.abs(pred[test] - age[test]).mean() for _, test in folds])
         per_fold = (time.perf_counter() - start) / n_folds
-        print(f"| {name} | {acc.mean():.3f} +- {acc.std():.3f} | "
-              f"{err.mean():.2f} +- {err.std():.2f} | {per_fold:.1f} |", flush=True)
+        print_row(name, f"{acc.mean():.3f} +- {acc.std():.3f}",
+                  f"{err.mean():.2f} +- {err.std():.2f}", f"{per_fold:.1f}", flush=True)
 
-    import matplotlib
-
-    if "MPLBACKEND" not in os.environ:
-        matplotlib.use("Agg")  # files only, no window
-    import matplotlib.pyplot as plt
-
+    pyplot()  # figures to files only (unless $MPLBACKEND says otherwise)
     from skface.plotting import plot_denoising, plot_error_by_age
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     # The frozen encoder of the first fold, on faces it did not train on, corrupted with
     # the noise it learned to remove (masking: a value becomes its channel's mean).
     _, test = folds[0]
@@ -166,16 +143,14 @@ def main(argv=None):
     clean = X[test[:8]]
     noisy = sdae.corrupt(clean, random_state=0)
     fig = plot_denoising(noisy, sdae.reconstruct(noisy), clean)
-    fig.savefig(out / FIGURES[0], dpi=100)
-    plt.close(fig)
+    save_figure(fig, args.out, FIGURES[0])
     # The age error of the model with the lowest MAE in this run, per age bin.
     best = min(predictions, key=lambda name: np.abs(predictions[name] - age).mean())
     fig = plot_error_by_age(age, np.abs(predictions[best] - age))
     fig.axes[0].set_title(f"out-of-fold age error of the best age model: {best}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out / FIGURES[1], dpi=100)
-    plt.close(fig)
-    print(f"\nwrote {out / FIGURES[0]} and {out / FIGURES[1]}")
+    save_figure(fig, args.out, FIGURES[1])
+    print_written(args.out, FIGURES)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,6 @@ see ``skface.datasets.fetch_utkface``). Writes ``gridsearch_heads.png`` to
 ``--out``.
 """
 
-import argparse
-import os
 import shutil
 import tempfile
 import time
@@ -46,24 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
+# The options, tables and figure files every example shares (examples/ is on sys.path).
+from _common import parse_args, print_row, print_table_header, print_written, pyplot, save_figure
+
 # Figures this script writes into --out (tests/test_examples.py checks them).
 FIGURES = ("gridsearch_heads.png",)
-
-
-def _env_flag(name):
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", default=_env_flag("SKFACE_EXAMPLES_QUICK"),
-                        help="reduced settings for CI (also: SKFACE_EXAMPLES_QUICK=1)")
-    parser.add_argument("--data-home", default=os.environ.get("SKFACE_DATA"),
-                        help="skface data home (default: $SKFACE_DATA, else ~/skface_data)")
-    parser.add_argument("--out", default="skface_examples_out", help="folder for the figures")
-    return parser.parse_args(argv)
 
 
 def _encoder_fits(cache):
@@ -76,7 +61,7 @@ def _encoder_fits(cache):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = parse_args(__doc__, argv)
 
     import torch
     from sklearn.linear_model import LogisticRegression, Ridge
@@ -146,31 +131,29 @@ def main(argv=None):
             print(f"\n{name}: GridSearchCV over {s['param']} ({n_candidates} candidates x "
                   f"{n_folds} folds), {s['seconds']:.0f} s, {s['encoder_fits']} encoder fits "
                   f"with memory= (without: {n_candidates * n_folds + 1})")
-            print(f"\n| {s['param']} | CV {s['metric']} | rank |\n|---|---|---|")
+            print()
+            print_table_header(s["param"], f"CV {s['metric']}", "rank")
             for params, mean, std, rank in zip(res["params"], res["mean_test_score"],
                                                res["std_test_score"], res["rank_test_score"]):
-                print(f"| {params[s['param']]:g} | {s['sign'] * mean:.3f} +- {std:.3f} | {rank} |")
+                print_row(f"{params[s['param']]:g}", f"{s['sign'] * mean:.3f} +- {std:.3f}", rank)
 
-        print("\n| target | best head parameter | CV score of the best | held-out test score |")
-        print("|---|---|---|---|")
+        print()
+        print_table_header("target", "best head parameter", "CV score of the best",
+                           "held-out test score")
         for name, s in searches.items():
             search = s["search"]
-            print(f"| {name} {s['metric']} | {s['param']}={search.best_params_[s['param']]:g} | "
-                  f"{s['sign'] * search.best_score_:.3f} | {s['test']:.3f} |")
+            print_row(f"{name} {s['metric']}", f"{s['param']}={search.best_params_[s['param']]:g}",
+                      f"{s['sign'] * search.best_score_:.3f}", f"{s['test']:.3f}")
         majority = np.mean(gender_test == np.bincount(gender_train).argmax())
         mean_age = np.abs(age_test - age_train.mean()).mean()
         searches["gender"]["baseline"] = ("most frequent gender", majority)
         searches["age"]["baseline"] = ("training mean age", mean_age)
-        print(f"| baselines | most frequent gender: accuracy {majority:.3f}; "
-              f"training mean age: MAE {mean_age:.2f} | | |")
+        print_row("baselines", f"most frequent gender: accuracy {majority:.3f}; "
+                  f"training mean age: MAE {mean_age:.2f}", "", "")
     finally:
         shutil.rmtree(cache, ignore_errors=True)
 
-    import matplotlib
-
-    if "MPLBACKEND" not in os.environ:
-        matplotlib.use("Agg")  # files only, no window
-    import matplotlib.pyplot as plt
+    plt = pyplot()  # figures to files only (unless $MPLBACKEND says otherwise)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, (name, s) in zip(axes, searches.items()):
@@ -191,11 +174,8 @@ def main(argv=None):
                      "on frozen SDAE features", fontsize=9)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / FIGURES[0], dpi=100)
-    plt.close(fig)
-    print(f"\nwrote {out / FIGURES[0]}")
+    save_figure(fig, args.out, FIGURES[0])
+    print_written(args.out, FIGURES)
 
 
 if __name__ == "__main__":

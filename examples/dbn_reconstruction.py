@@ -22,12 +22,12 @@ pinned checksums, when absent). Writes ``dbn_reconstructions.png`` and
 ``dbn_filters.png`` to ``--out``.
 """
 
-import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
+
+# The options, tables and figure files every example shares (examples/ is on sys.path).
+from _common import parse_args, print_row, print_table_header, print_written, pyplot, save_figure
 
 # Figures this script writes into --out (tests/test_examples.py checks them).
 FIGURES = ("dbn_reconstructions.png", "dbn_filters.png")
@@ -35,25 +35,8 @@ FIGURES = ("dbn_reconstructions.png", "dbn_filters.png")
 BOX = (61, 61, 189, 189)  # the central 128x128 of the 250x250 images, down to 32x32
 
 
-def _env_flag(name):
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", default=_env_flag("SKFACE_EXAMPLES_QUICK"),
-                        help="reduced settings for CI (also: SKFACE_EXAMPLES_QUICK=1)")
-    parser.add_argument("--data-home", default=os.environ.get("SKFACE_DATA"),
-                        help="skface data home (default: $SKFACE_DATA, else ~/skface_data)")
-    parser.add_argument("--out", "--out-dir", dest="out", default="skface_examples_out",
-                        help="folder for the figures")
-    return parser.parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_args(argv)
+    args = parse_args(__doc__, argv, out_aliases=("--out-dir",))
 
     import torch
     from sklearn.decomposition import PCA
@@ -95,30 +78,21 @@ def main(argv=None):
     ]
     print(f"\nheld-out reconstruction error of {len(test)} unseen people (pixels in [0, 1]), "
           f"{n_code}-number codes\n")
-    print("| model | mean squared error | vs PCA | fit s |\n|---|---|---|---|")
+    print_table_header("model", "mean squared error", "vs PCA", "fit s")
     for name, mse, seconds in rows:
         fit = f"{seconds:.0f}" if seconds is not None else "-"
-        print(f"| {name} | {mse:.5f} | {mse / rows[1][1]:.2f}x | {fit} |")
+        print_row(name, f"{mse:.5f}", f"{mse / rows[1][1]:.2f}x", fit)
     # score() is the negated error, for model selection: the same number.
     assert np.isclose(-dbn.score(test), rows[0][1], rtol=1e-4)
 
-    import matplotlib
-
-    if "MPLBACKEND" not in os.environ:
-        matplotlib.use("Agg")  # files only, no window
-    import matplotlib.pyplot as plt
-
+    pyplot()  # figures to files only (unless $MPLBACKEND says otherwise)
     from skface.plotting import plot_filters, plot_reconstructions
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     fig = plot_reconstructions(test[:12], reconstructions[:12], n_images=12, n_cols=12)
-    fig.savefig(out / FIGURES[0], dpi=100)
-    plt.close(fig)
+    save_figure(fig, args.out, FIGURES[0])
     fig = plot_filters(dbn.components_, dbn.image_shape_, n_filters=32)
-    fig.savefig(out / FIGURES[1], dpi=100)
-    plt.close(fig)
-    print(f"\nwrote {out / FIGURES[0]} and {out / FIGURES[1]}")
+    save_figure(fig, args.out, FIGURES[1])
+    print_written(args.out, FIGURES)
 
 
 if __name__ == "__main__":

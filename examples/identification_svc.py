@@ -22,35 +22,19 @@ pinned checksums, when absent). Writes ``identification_per_person.png`` to
 ``--out``.
 """
 
-import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
+
+# The options, tables and figure files every example shares (examples/ is on sys.path).
+from _common import parse_args, print_row, print_table_header, print_written, pyplot, save_figure
 
 # Figures this script writes into --out (tests/test_examples.py checks them).
 FIGURES = ("identification_per_person.png",)
 
 
-def _env_flag(name):
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", default=_env_flag("SKFACE_EXAMPLES_QUICK"),
-                        help="reduced settings for CI (also: SKFACE_EXAMPLES_QUICK=1)")
-    parser.add_argument("--data-home", default=os.environ.get("SKFACE_DATA"),
-                        help="skface data home (default: $SKFACE_DATA, else ~/skface_data)")
-    parser.add_argument("--out", default="skface_examples_out", help="folder for the figures")
-    return parser.parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_args(argv)
+    args = parse_args(__doc__, argv)
 
     import torch
     from sklearn.decomposition import PCA
@@ -104,17 +88,13 @@ def main(argv=None):
                          for train, test in folds])
     rows.append(("most frequent person", majority, 0.0))
 
-    print(f"\n| pipeline | accuracy ({n_folds}-fold) | per fold | fit+predict s / fold |")
-    print("|---|---|---|---|")
+    print()
+    print_table_header("pipeline", f"accuracy ({n_folds}-fold)", "per fold", "fit+predict s / fold")
     for name, acc, seconds in rows:
         per_fold = " ".join(f"{a:.3f}" for a in acc)
-        print(f"| {name} | {acc.mean():.3f} +- {acc.std():.3f} | {per_fold} | {seconds:.1f} |")
+        print_row(name, f"{acc.mean():.3f} +- {acc.std():.3f}", per_fold, f"{seconds:.1f}")
 
-    import matplotlib
-
-    if "MPLBACKEND" not in os.environ:
-        matplotlib.use("Agg")  # files only, no window
-    import matplotlib.pyplot as plt
+    plt = pyplot()  # figures to files only (unless $MPLBACKEND says otherwise)
 
     order = np.argsort(-counts, kind="stable")
     fig, ax = plt.subplots(figsize=(7, 0.16 * len(order) + 1.2))
@@ -133,11 +113,8 @@ def main(argv=None):
                  fontsize=9)
     fig.legend(loc="lower center", fontsize=7)  # below the axes: no bar is hidden
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / FIGURES[0], dpi=100)
-    plt.close(fig)
-    print(f"\nwrote {out / FIGURES[0]}")
+    save_figure(fig, args.out, FIGURES[0])
+    print_written(args.out, FIGURES)
 
 
 if __name__ == "__main__":

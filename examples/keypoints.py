@@ -24,36 +24,19 @@ not downloaded automatically; see ``fetch_youtube_faces_keypoints``).
 Writes ``keypoints_overlay.png`` to ``--out``.
 """
 
-import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
+
+# The options, tables and figure files every example shares (examples/ is on sys.path).
+from _common import parse_args, print_row, print_table_header, print_written, pyplot, save_figure
 
 # Figures this script writes into --out (tests/test_examples.py checks them).
 FIGURES = ("keypoints_overlay.png",)
 
 
-def _env_flag(name):
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", default=_env_flag("SKFACE_EXAMPLES_QUICK"),
-                        help="reduced settings for CI (also: SKFACE_EXAMPLES_QUICK=1)")
-    parser.add_argument("--data-home", default=os.environ.get("SKFACE_DATA"),
-                        help="skface data home (default: $SKFACE_DATA, else ~/skface_data)")
-    parser.add_argument("--out", "--out-dir", dest="out", default="skface_examples_out",
-                        help="folder for the figures")
-    return parser.parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_args(argv)
+    args = parse_args(__doc__, argv, out_aliases=("--out-dir",))
 
     import torch
 
@@ -80,31 +63,24 @@ def main(argv=None):
 
     pred = model.predict(test.images)
     mean_shape = np.broadcast_to(train.keypoints.mean(axis=0), test.keypoints.shape)
-    print("\n| model | test RMSE (px of a 96x96 face) | fit s |\n|---|---|---|")
-    print(f"| KeypointRegressor {model.layer_channels}, {model.input_size_[0]} px input | "
-          f"{keypoint_rmse(test.keypoints, pred):.3f} | {fit_s:.0f} |")
-    print(f"| mean training shape | {keypoint_rmse(test.keypoints, mean_shape):.3f} | - |")
+    print()
+    print_table_header("model", "test RMSE (px of a 96x96 face)", "fit s")
+    print_row(f"KeypointRegressor {model.layer_channels}, {model.input_size_[0]} px input",
+              f"{keypoint_rmse(test.keypoints, pred):.3f}", f"{fit_s:.0f}")
+    print_row("mean training shape", f"{keypoint_rmse(test.keypoints, mean_shape):.3f}", "-")
     worst = np.argsort(keypoint_rmse(test.keypoints, pred, per_keypoint=True))[::-1][:3]
     print(f"\nhardest keypoints (0-based iBUG indices): {worst.tolist()}")
 
-    import matplotlib
-
-    if "MPLBACKEND" not in os.environ:
-        matplotlib.use("Agg")  # files only, no window
-    import matplotlib.pyplot as plt
-
+    pyplot()  # figures to files only (unless $MPLBACKEND says otherwise)
     from skface.plotting import plot_keypoints
 
     # One frame per person, so the figure shows 12 different faces.
     _, first = np.unique(test.identity, return_index=True)
     shown = np.sort(first)[:12]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     fig = plot_keypoints(test.images[shown], test.keypoints[shown], pred[shown], n_images=12,
                          n_cols=6, tile_size=2.0)
-    fig.savefig(out / FIGURES[0], dpi=100)
-    plt.close(fig)
-    print(f"\nwrote {out / FIGURES[0]}")
+    save_figure(fig, args.out, FIGURES[0])
+    print_written(args.out, FIGURES)
 
 
 if __name__ == "__main__":

@@ -33,35 +33,19 @@ pinned checksums, when absent). Writes ``lfw_verification_roc.png`` to
 ``--out``.
 """
 
-import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
+
+# The options, tables and figure files every example shares (examples/ is on sys.path).
+from _common import parse_args, print_row, print_table_header, print_written, pyplot, save_figure
 
 # Figures this script writes into --out (tests/test_examples.py checks them).
 FIGURES = ("lfw_verification_roc.png",)
 
 
-def _env_flag(name):
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", default=_env_flag("SKFACE_EXAMPLES_QUICK"),
-                        help="reduced settings for CI (also: SKFACE_EXAMPLES_QUICK=1)")
-    parser.add_argument("--data-home", default=os.environ.get("SKFACE_DATA"),
-                        help="skface data home (default: $SKFACE_DATA, else ~/skface_data)")
-    parser.add_argument("--out", default="skface_examples_out", help="folder for the figures")
-    return parser.parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_args(argv)
+    args = parse_args(__doc__, argv)
 
     import torch
     from sklearn.decomposition import PCA
@@ -119,19 +103,13 @@ def main(argv=None):
         pca.transform(grey_centre(both)).reshape(n_pairs, 2, -1))
 
     print(f"\nView 1 pairsDevTest, {n_pairs} pairs (embedder fit: {fit_s:.0f} s)\n")
-    print("| model | accuracy, 10-fold CV threshold | ROC AUC |")
-    print("|---|---|---|")
+    print_table_header("model", "accuracy, 10-fold CV threshold", "ROC AUC")
     for name, s in scores.items():
         cv = verification_accuracy(test.target, s, n_folds=10)
         auc = verification_roc_auc(test.target, s)
-        print(f"| {name} | {cv.accuracy:.3f} +- {cv.std:.3f} | {auc:.3f} |")
+        print_row(name, f"{cv.accuracy:.3f} +- {cv.std:.3f}", f"{auc:.3f}")
 
-    import matplotlib
-
-    if "MPLBACKEND" not in os.environ:
-        matplotlib.use("Agg")  # files only, no window
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()  # figures to files only (unless $MPLBACKEND says otherwise)
     from skface.plotting import plot_roc
 
     fig, (ax_roc, ax_hist) = plt.subplots(1, 2, figsize=(10, 4.5))
@@ -150,11 +128,8 @@ def main(argv=None):
     ax_hist.set_title("CenterLossEmbedder pair scores")
     ax_hist.legend(fontsize=8)
     fig.tight_layout()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / FIGURES[0], dpi=100)
-    plt.close(fig)
-    print(f"\nwrote {out / FIGURES[0]}")
+    save_figure(fig, args.out, FIGURES[0])
+    print_written(args.out, FIGURES)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Every script in ``examples/`` runs with ``--quick`` on the real data and writes its figures.
 
 The examples are discovered by glob, so a new ``examples/*.py`` is covered
-without touching this file. Each runs in a subprocess, as a user would run
+without touching this file; files starting with ``_`` are not examples but
+modules they import (``examples/_common.py``: the shared options, tables and
+figure saving) and are skipped. Each runs in a subprocess, as a user would run
 it, with ``--quick --out <tmp>`` and ``SKFACE_EXAMPLES_QUICK=1``,
 ``OMP_NUM_THREADS=1``; the figures it must write are the names in its
 module-level ``FIGURES`` tuple (read without importing the script), and
@@ -50,6 +52,9 @@ def test_examples_found():
         "dbn_reconstruction.py", "age_gender.py", "age_gender_gridsearch.py", "keypoints.py",
         "lfw_verification.py", "identification_svc.py",
     }
+    # The shared helper module is imported by the examples, not run as one.
+    assert (EXAMPLES_DIR / "_common.py").is_file()
+    assert not any(p.name.startswith("_") for p in EXAMPLES), EXAMPLES
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
