@@ -133,7 +133,7 @@ def test_write_report_every_figure_inlined_no_external_resources(tmp_path):
     sections = [
         Section("dbn", "DBN", "DBNReconstructor", data="faces", metrics={"test_mse": 0.01,
                 "pca32_test_mse": 0.005}, figures=[Figure("a", "Figure A", png, "cap <A>")],
-                seconds=3.0),
+                seconds=3.0, headline="0.0100 (held-out MSE)", baseline="0.0050 (PCA <32>)"),
         Section("keypoints", "Keypoints", "KeypointRegressor", status="skipped",
                 reason="youtube_faces_keypoints: missing training/ in /x"),
     ]
@@ -146,7 +146,10 @@ def test_write_report_every_figure_inlined_no_external_resources(tmp_path):
     assert "http" not in html.replace("name='viewport'", "")  # nothing loaded from outside
     assert "cap &lt;A&gt;" in html  # escaped
     assert "missing training/ in /x" in html and "Skipped for lack of data" in html
-    assert "0.0100" in render_html(run, sections)  # the headline in the summary table
+    # The summary table: each stage's headline and baseline, labels greyed and escaped.
+    summary = render_html(run, sections).split("<section")[0]
+    assert "0.0100 <span class='sub'>(held-out MSE)</span>" in summary
+    assert "0.0050 <span class='sub'>(PCA &lt;32&gt;)</span>" in summary
     assert (tmp_path / "a.png").read_bytes() == png
 
 

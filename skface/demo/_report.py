@@ -6,19 +6,6 @@ import json
 
 __all__ = ["write_report"]
 
-# Per stage: the headline metric and its baseline, as (label, key, format) pairs.
-_HEADLINES = {
-    "dbn": (("held-out MSE", "test_mse", "{:.4f}"), ("PCA, same code size", "pca", "{:.4f}")),
-    "sdae": (("gender accuracy / age MAE", ("gender_accuracy", "age_mae"), "{:.3f} / {:.1f} y"),
-             ("PCA + same heads", ("pca", "pca_age"), "{:.3f} / {:.1f} y")),
-    "keypoints": (("test RMSE (96-px face)", "test_rmse", "{:.2f} px"),
-                  ("mean shape", "mean_shape_rmse", "{:.2f} px")),
-    "embedding": (("LFW View 1 accuracy / AUC", ("verification_accuracy", "roc_auc"),
-                   "{:.3f} / {:.3f}"),
-                  ("eigenfaces", ("eigenfaces_verification_accuracy", "eigenfaces_roc_auc"),
-                   "{:.3f} / {:.3f}")),
-}
-
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0;
        background: #f6f7f9; color: #1d2330; }
@@ -59,28 +46,12 @@ def _fmt_value(value):
     return str(value)
 
 
-def _lookup(metrics, key):
-    """A metric by exact key, or the first key starting with ``key`` (e.g. "pca32_...")."""
-    if key in metrics:
-        return metrics[key]
-    if key == "pca":
-        key = next((k for k in metrics if k.startswith("pca") and
-                    k.endswith(("_mse", "_gender_accuracy"))), None)
-    elif key == "pca_age":
-        key = next((k for k in metrics if k.startswith("pca") and k.endswith("_age_mae")), None)
-    return metrics.get(key) if key else None
-
-
-def _headline(section, which):
-    spec = _HEADLINES.get(section.key)
-    if spec is None or section.status != "ok":
-        return ""
-    label, keys, fmt = spec[which]
-    keys = keys if isinstance(keys, tuple) else (keys,)
-    values = [_lookup(section.metrics, k) for k in keys]
-    if any(v is None for v in values):
-        return ""
-    return f"{html.escape(fmt.format(*values))} <span class='sub'>({html.escape(label)})</span>"
+def _summary_cell(text):
+    """``"value (what)"`` as the value with its label greyed."""
+    value, _, label = text.partition(" (")
+    if not label:
+        return html.escape(value)
+    return f"{html.escape(value)} <span class='sub'>({html.escape(label)}</span>"
 
 
 def _section_html(section):
@@ -125,7 +96,8 @@ def _summary_html(run, sections):
         rows.append(
             f"<tr><td><a href='#{esc(s.key)}'><code>{esc(s.estimator)}</code></a></td>"
             f"<td><span class='tag {s.status}'>{esc(s.status)}</span></td>"
-            f"<td class='num'>{_headline(s, 0)}</td><td class='num'>{_headline(s, 1)}</td>"
+            f"<td class='num'>{_summary_cell(s.headline)}</td>"
+            f"<td class='num'>{_summary_cell(s.baseline)}</td>"
             f"<td class='num'>{f'{s.seconds:.0f} s' if s.status == 'ok' else ''}</td></tr>"
         )
     skipped = [s for s in sections if s.status == "skipped"]
@@ -170,6 +142,8 @@ def metrics_dict(run, sections):
                 "reason": s.reason,
                 "fallback": s.fallback,
                 "seconds": round(s.seconds, 2),
+                "headline": s.headline,
+                "baseline": s.baseline,
                 "metrics": s.metrics,
                 "figures": [f"{f.name}.png" for f in s.figures],
                 "notes": s.notes,

@@ -42,6 +42,8 @@ class Section:
     figures: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     seconds: float = 0.0
+    headline: str = ""  # the result for the summary table, "value (what it is)"
+    baseline: str = ""  # the same for the baseline measured beside it
     reason: str = ""  # why it was skipped or failed, and what to do about it
     fallback: str = ""  # set when it ran on the bundled sample: what is missing, how to get it
 
@@ -111,7 +113,8 @@ def _missing_message(name, data_home):
     else:
         return "present"
     if _downloads(name):
-        message += f" Or let skface download it: `skface fetch {name}` (or `skface demo --download`)."
+        message += (f" Or let skface download it: `skface fetch {name}` "
+                    "(or `skface demo --download`).")
     return message
 
 
@@ -203,6 +206,9 @@ def stage_dbn(ctx):
         f"pca{n_code}_test_mse": float(np.mean((pca_recon - flat_test) ** 2)),
         "fit_seconds": round(section.seconds, 1),
     }
+    section.headline = f"{section.metrics['test_mse']:.4f} (held-out MSE)"
+    section.baseline = (f"{section.metrics[f'pca{n_code}_test_mse']:.4f} "
+                        f"(PCA-{n_code}, same code size)")
     fig = plot_reconstructions(test[:10], recon[:10], n_images=10, n_cols=10)
     section.figures.append(_render(
         fig, "dbn_reconstructions", "Reconstructions of unseen faces",
@@ -245,6 +251,8 @@ def stage_sdae(ctx):
         section.metrics = {"n_train": len(train), "n_test": len(test),
                            **_denoising_metrics(sdae, test),
                            "fit_seconds": round(section.seconds, 1)}
+        section.headline = f"{section.metrics['denoised_mse']:.4f} (denoised MSE)"
+        section.baseline = f"{section.metrics['noisy_mse']:.4f} (noisy input MSE)"
         _denoising_figure(section, sdae, test, rng, plot_denoising)
         return section
 
@@ -283,6 +291,11 @@ def stage_sdae(ctx):
         f"pca{n_pca}_age_mae": float(np.mean(np.abs(pca_age.predict(flat_test) - a_test))),
         "fit_seconds": round(section.seconds, 1),
     }
+    m = section.metrics
+    section.headline = (f"{m['gender_accuracy']:.3f} / {m['age_mae']:.1f} y "
+                        "(gender accuracy / age MAE)")
+    section.baseline = (f"{m[f'pca{n_pca}_gender_accuracy']:.3f} / "
+                        f"{m[f'pca{n_pca}_age_mae']:.1f} y (PCA-{n_pca} + same heads)")
     section.notes.append(
         "Heads: StandardScaler + LogisticRegression(C=0.01) for gender, StandardScaler + "
         "Ridge(alpha=1000) for age, on the frozen encoder's features; the PCA rows are the "
@@ -359,6 +372,8 @@ def stage_keypoints(ctx):
         "worst_keypoints": [int(i) for i in np.argsort(per_point)[::-1][:3]],
         "fit_seconds": round(section.seconds, 1),
     }
+    section.headline = f"{section.metrics['test_rmse']:.2f} px (test RMSE, 96-px face)"
+    section.baseline = f"{section.metrics['mean_shape_rmse']:.2f} px (mean shape)"
     section.notes.append(
         "The official test frames show the same people as the training frames, which "
         "flatters the model; flips, small rotations, zooms and shifts were on in training."
@@ -430,6 +445,11 @@ def stage_embedding(ctx):
         "eigenfaces_roc_auc": float(verification_roc_auc(test.target, eig_scores)),
         "fit_seconds": round(section.seconds, 1),
     }
+    m = section.metrics
+    section.headline = (f"{m['verification_accuracy']:.3f} / {m['roc_auc']:.3f} "
+                        "(LFW View 1 accuracy / AUC)")
+    section.baseline = (f"{m['eigenfaces_verification_accuracy']:.3f} / "
+                        f"{m['eigenfaces_roc_auc']:.3f} (eigenfaces)")
     section.notes.append(
         "Accuracy: threshold chosen by 10-fold cross-validation inside the test pairs (each "
         "fold's threshold from the other nine), as LFW View 2 does. Backbone: small_cnn, the "
