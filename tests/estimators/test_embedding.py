@@ -8,10 +8,11 @@ import torch
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC
-from skorch.callbacks import Callback
 
 from skface.estimators import CenterLossEmbedder
 from skface.nn.small_cnn import SmallConvNet
+
+from ._callbacks import RecordRates
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -87,23 +88,10 @@ def test_fit_last_batch_of_one_image_is_skipped():
     assert [b["train_batch_size"] for b in emb.net_.history[-1, "batches"]] == [15]
 
 
-class _Rates(Callback):
-    """Learning rate and momentum of each training batch."""
-
-    def initialize(self):
-        self.seen = []
-        return self
-
-    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
-        if training:
-            group = net.optimizer_.param_groups[0]
-            self.seen.append((group["lr"], group["momentum"]))
-
-
 @pytest.mark.parametrize("schedule", ["onecycle", "constant"])
 def test_fit_lr_schedule_per_batch_momentum_kept(schedule):
     X, y = _faces()  # 40 images: 3 batches of 16 per epoch
-    rates = _Rates()
+    rates = RecordRates()
     _embedder(lr=0.1, momentum=0.5, lr_schedule=schedule, callbacks=[("rates", rates)]).fit(X, y)
     lrs, momenta = np.array(rates.seen).T
     assert len(lrs) == 9

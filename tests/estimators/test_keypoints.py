@@ -16,6 +16,8 @@ from skface.estimators import ConvSDAEFeatures, KeypointRegressor
 from skface.metrics import keypoint_rmse
 from skface.nn.keypoints import IBUG_68_FLIP_PAIRS, KAGGLE_15_FLIP_PAIRS
 
+from ._callbacks import RecordRates
+
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -180,19 +182,7 @@ def test_keypoint_regressor_lone_batch_of_one_image_trains(blobs):
 
 
 def test_keypoint_regressor_one_cycle_rate_and_momentum_per_batch(blobs):
-    from skorch.callbacks import Callback
-
-    class Rates(Callback):
-        def initialize(self):
-            self.seen = []
-            return self
-
-        def on_batch_begin(self, net, batch=None, training=None, **kwargs):
-            if training:
-                group = net.optimizer_.param_groups[0]
-                self.seen.append((group["lr"], group["betas"][0]))
-
-    rates = Rates()
+    rates = RecordRates()
     X, points = blobs
     reg = _regressor(max_epochs=3, lr=1e-2, callbacks=[("rates", rates)])
     reg.fit(X[:32], points[:32])
