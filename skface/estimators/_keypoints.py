@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, clone
-from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -26,12 +25,7 @@ from ._base import (
     seeded,
     to_tensor,
 )
-from ._sdae import ConvSDAEFeatures
-
-try:  # scikit-learn >= 1.6
-    from sklearn.frozen import FrozenEstimator
-except ImportError:  # pragma: no cover
-    FrozenEstimator = None
+from ._sdae import ConvSDAEFeatures, _is_fitted, check_encoder
 
 __all__ = ["KeypointRegressor"]
 
@@ -170,14 +164,6 @@ def _check_keypoints(y, n_samples, estimator):
     if columns % 2:
         y = np.concatenate([y, np.full((n_samples, 1), np.nan)], axis=1)
     return y.reshape(n_samples, -1, 2), columns
-
-
-def _is_fitted(estimator):
-    try:
-        check_is_fitted(estimator)
-    except NotFittedError:
-        return False
-    return True
 
 
 # -- the estimator ---------------------------------------------------------------------
@@ -425,19 +411,7 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
         return check_size(self.input_size)
 
     def _check_encoder(self):
-        encoder = self.encoder
-        if FrozenEstimator is not None and isinstance(encoder, FrozenEstimator):
-            encoder = encoder.estimator
-            if not _is_fitted(encoder):
-                raise ValueError(
-                    "encoder is a FrozenEstimator of an unfitted encoder; fit it first."
-                )
-        if encoder is not None and not isinstance(encoder, ConvSDAEFeatures):
-            raise TypeError(
-                f"encoder must be None, a ConvSDAEFeatures (fitted or not) or a "
-                f"FrozenEstimator of a fitted one, got {type(encoder).__name__}."
-            )
-        return encoder
+        return check_encoder(self.encoder)
 
     def _resolve_flip_pairs(self, n_keypoints):
         pairs = self.flip_pairs

@@ -517,6 +517,30 @@ def _is_fitted(estimator):
     return True
 
 
+def check_encoder(encoder):
+    """``encoder`` (None, a ConvSDAEFeatures, or a FrozenEstimator of a fitted one), unwrapped.
+
+    Raises
+    ------
+    ValueError
+        For a FrozenEstimator of an unfitted encoder.
+    TypeError
+        For anything else.
+    """
+    if FrozenEstimator is not None and isinstance(encoder, FrozenEstimator):
+        encoder = encoder.estimator
+        if not _is_fitted(encoder):
+            raise ValueError(
+                "encoder is a FrozenEstimator of an unfitted encoder; fit it first."
+            )
+    if encoder is not None and not isinstance(encoder, ConvSDAEFeatures):
+        raise TypeError(
+            f"encoder must be None, a ConvSDAEFeatures (fitted or not) or a "
+            f"FrozenEstimator of a fitted one, got {type(encoder).__name__}."
+        )
+    return encoder
+
+
 class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):
     """Fit logic shared by SDAEClassifier and SDAERegressor."""
 
@@ -557,21 +581,8 @@ class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):
         check_number("dropout", self.dropout, low=0, high=1)
         check_number("max_shift", self.max_shift, low=0, high=0.5)
         check_choice("flip", self.flip, (True, False))
-        encoder = self.encoder
-        if FrozenEstimator is not None and isinstance(encoder, FrozenEstimator):
-            encoder = encoder.estimator
-            if not _is_fitted(encoder):
-                raise ValueError(
-                    "encoder is a FrozenEstimator of an unfitted encoder; fit it first."
-                )
-        if encoder is None:
-            encoder = ConvSDAEFeatures()
-        if not isinstance(encoder, ConvSDAEFeatures):
-            raise TypeError(
-                f"encoder must be None, a ConvSDAEFeatures (fitted or not) or a "
-                f"FrozenEstimator of a fitted one, got {type(encoder).__name__}."
-            )
-        return encoder
+        encoder = check_encoder(self.encoder)
+        return ConvSDAEFeatures() if encoder is None else encoder
 
     def _fitted_encoder(self, encoder, X, seed):
         """The encoder as given when fitted, else a clone of it fitted on ``X``."""
