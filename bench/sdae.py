@@ -39,12 +39,6 @@ N_SPLITS = 5
 SEED = 0
 
 
-
-
-
-
-
-
 def load(data_home, size, color):
     from skface.datasets import fetch_utkface
 
@@ -65,27 +59,16 @@ def choose(gender, n_images):
     return np.sort(keep)
 
 
-def folds(gender, n_folds):
+def folds(gender, indices):
+    """The folds ``indices`` of the five: the same for every row and every run."""
     from sklearn.model_selection import StratifiedKFold
 
-    splits = StratifiedKFold(N_SPLITS, shuffle=True, random_state=SEED).split(gender, gender)
-    return list(splits)[:n_folds]
+    splits = list(StratifiedKFold(N_SPLITS, shuffle=True, random_state=SEED).split(gender, gender))
+    return [splits[k] for k in indices]
 
 
 def mae(y, pred):
     return float(np.mean(np.abs(np.asarray(y, float) - pred)))
-
-
-def _heads():
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    # Regularisation for ~5,000 standardised features from ~10,000 faces; both
-    # scores moved by less than 0.003 / 0.2 years over a 10x range on fold 0.
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=3000))
-    reg = make_pipeline(StandardScaler(), Ridge(alpha=1000.0))
-    return clf, reg
 
 
 def pca_rows(data_home, keep, splits, device):
@@ -145,28 +128,137 @@ def _train_s(net):
     return float(np.sum(net.history[:, "dur"])) if len(net.history) else 0.0
 
 
-def sdae_rows(X, gender, age, splits, args, device, pca):
-    """Frozen features + linear heads, fine-tuned from pretraining, fine-tuned from scratch."""
+def _config(args, X, splits):
+    return {
+        "image": f"{args.size}x{args.size} {'RGB' if args.color else 'grey'}",
+        "folds": len(splits), "fold_indices": args.fold_indices, "n_images": len(X),
+        "n_train_per_fold": int(np.mean([len(t) for t, _ in splits])),
+        "layer_channels": list(args.channels), "convs_per_layer": args.convs_per_layer,
+        "noise": f"{args.noise} {args.noise_level}",
+        "pretrain_epochs_per_layer": args.pretrain_epochs, "joint_epochs": args.joint_epochs,
+        "batch_size": args.batch_size,
+    }
+
+
+def frozen_features(args, device, pretrain_epochs=None):
+    """The frozen rows' feature extractor: contrast-normalised and raw-pixel encoders."""
+    from sklearn.pipeline import FeatureUnion, make_pipeline
+
+    from skface.preprocessing import LocalContrastNormalizer
+
+    if pretrain_epochs is None:
+        pretrain_epochs = args.frozen_pretrain_epochs
+    frozen = dict(convs_per_layer=args.frozen_convs_per_layer,
+                  pretrain_epochs=pretrain_epochs, finetune_epochs=0,
+                  noise=args.frozen_noise, noise_level=args.frozen_noise_level,
+                  feature_layers=args.feature_layers)
+    encoder = _encoder(args, device, layer_channels=args.frozen_channels, **frozen)
+    if not args.contrast:
+        return encoder
+    texture = make_pipeline(LocalContrastNormalizer(args.contrast), encoder)
+    if not args.with_raw:
+        return texture
+    # The contrast-normalised view drops colour and brightness; a second,
+    # smaller encoder on the raw pixels keeps them.
+    raw = _encoder(args, device, layer_channels=args.raw_channels, **frozen)
+    return FeatureUnion([("texture", texture), ("raw", raw)])
+
+
+def frozen_pipelines(args, device):
+    """Frozen features + StandardScaler + LogisticRegression / Ridge, as two Pipelines."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(frozen_features(args, device), StandardScaler(),
+                        LogisticRegression(C=args.C, max_iter=3000))
+    reg = make_pipeline(frozen_features(args, device), StandardScaler(),
+                        Ridge(alpha=args.alpha))
+    return clf, reg
+
+
+def frozen_rows(X, gender, age, splits, args, device, pca):
+    """Frozen features + linear heads; the encoders are fitted once per fold and shared."""
+    from sklearn.base import clone
+
+    from sklearn.compose import TransformedTargetRegressor
+
+    scores = {"acc": [], "mae": [], "sqrt_mae": []}
+    secs = {"pretrain_s": [], "heads_s": []}
+    clf, reg = frozen_pipelines(args, device)
+    for k, (train, test) in enumerate(splits):
+        start = time.perf_counter()
+        features = clone(clf[0]).fit(X[train])
+        secs["pretrain_s"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        f_train, f_test = features.transform(X[train]), features.transform(X[test])
+        heads_c, heads_r = clone(clf[1:]), clone(reg[1:])
+        scores["acc"].append(heads_c.fit(f_train, gender[train]).score(f_test, gender[test]))
+        scores["mae"].append(mae(age[test], heads_r.fit(f_train, age[train]).predict(f_test)))
+        # Age errors grow with age; a square-root target evens them out for the squared loss.
+        sqrt_r = TransformedTargetRegressor(clone(reg[1:]), func=np.sqrt, inverse_func=np.square,
+                                            check_inverse=False)
+        scores["sqrt_mae"].append(mae(age[test], sqrt_r.fit(f_train, age[train]).predict(f_test)))
+        secs["heads_s"].append(time.perf_counter() - start)
+        print(f"fold {args.fold_indices[k]} frozen: acc={scores['acc'][-1]:.4f} "
+              f"mae={scores['mae'][-1]:.3f} sqrt_mae={scores['sqrt_mae'][-1]:.3f} "
+              f"({secs['pretrain_s'][-1]:.0f} s + "
+              f"{secs['heads_s'][-1]:.0f} s, {f_train.shape[1]} features)",
+              file=sys.stderr, flush=True)
+    config = {
+        "image": f"{args.size}x{args.size} {'RGB' if args.color else 'grey'}",
+        "folds": len(splits), "fold_indices": args.fold_indices, "n_images": len(X),
+        "layer_channels": list(args.frozen_channels),
+        "raw_layer_channels": list(args.raw_channels) if args.with_raw else None,
+        "convs_per_layer": args.frozen_convs_per_layer,
+        "pretrain_epochs_per_layer": args.frozen_pretrain_epochs,
+        "noise": f"{args.frozen_noise} {args.frozen_noise_level}",
+        "feature_layers": args.feature_layers, "pooling": "flatten",
+        "n_features": int(f_train.shape[1]),
+        "features": (f"LocalContrastNormalizer({args.contrast}) -> ConvSDAEFeatures"
+                     + (" + raw-pixel ConvSDAEFeatures (FeatureUnion)" if args.with_raw else "")
+                     if args.contrast else "ConvSDAEFeatures"),
+        "heads": f"StandardScaler -> LogisticRegression(C={args.C}) / Ridge({args.alpha})",
+        "pretrain_s_per_fold": _r(secs["pretrain_s"]), "heads_s_per_fold": _r(secs["heads_s"]),
+    }
+    mean = {key: float(np.mean(v)) for key, v in scores.items()}
+    # The frozen recipe (contrast normalisation, layers, widths, C, alpha) was chosen on
+    # fold 0's test faces: the folds after it are the untouched estimate.
+    untouched = [k for k, fold in enumerate(args.fold_indices) if fold != 0]
+    config["mean_of_folds_other_than_0"] = {
+        key: round(float(np.mean([v[k] for k in untouched])), 4) if untouched else None
+        for key, v in scores.items()}
+    emit("frozen_sdae_logreg_gender_accuracy", round(mean["acc"], 4), "accuracy",
+         baseline=round(pca[0], 4), device=device,
+         config={**config, "per_fold": [round(v, 4) for v in scores["acc"]],
+                 "baseline": "PCA-128 + LR"},
+         bar=">= 0.88", passed=bool(mean["acc"] >= 0.88))
+    emit("frozen_sdae_ridge_age_mae", round(mean["mae"], 3), "years",
+         baseline=round(pca[1], 3), device=device,
+         config={**config, "per_fold": [round(v, 3) for v in scores["mae"]],
+                 "baseline": "PCA-128 + Ridge"},
+         bar="<= 8.0", passed=bool(mean["mae"] <= 8.0))
+    emit("frozen_sdae_ridge_sqrt_age_mae", round(mean["sqrt_mae"], 3), "years",
+         baseline=round(mean["mae"], 3), device=device,
+         config={**config, "per_fold": [round(v, 3) for v in scores["sqrt_mae"]],
+                 "head": f"TransformedTargetRegressor(StandardScaler -> Ridge({args.alpha}), "
+                         "sqrt / square)", "baseline": "same features, Ridge on age"})
+    return mean
+
+
+def finetuned_rows(X, gender, age, splits, args, device):
+    """The encoder fine-tuned end to end, from its pretrained weights and from a random start."""
     from skface.estimators import SDAEClassifier, SDAERegressor
 
-    scores = {key: [] for key in ("frozen_acc", "frozen_mae", "ft_acc", "ft_mae",
-                                  "scratch_acc", "scratch_mae")}
-    times = {key: [] for key in ("pretrain_s", "heads_s", "ft_clf_s", "ft_reg_s",
+    scores = {key: [] for key in ("ft_acc", "ft_mae", "scratch_acc", "scratch_mae")}
+    times = {key: [] for key in ("pretrain_s", "ft_clf_s", "ft_reg_s",
                                  "scratch_clf_s", "scratch_reg_s")}
     for k, (train, test) in enumerate(splits):
         start = time.perf_counter()
         sdae = _encoder(args, device).fit(X[train])
         times["pretrain_s"].append(time.perf_counter() - start)
-
-        start = time.perf_counter()
-        f_train, f_test = sdae.transform(X[train]), sdae.transform(X[test])
-        clf, reg = _heads()
-        scores["frozen_acc"].append(clf.fit(f_train, gender[train]).score(f_test, gender[test]))
-        scores["frozen_mae"].append(mae(age[test], reg.fit(f_train, age[train]).predict(f_test)))
-        times["heads_s"].append(time.perf_counter() - start)
-
-        for tag, encoder in (("ft", sdae), ("scratch", _encoder(args, device, pretrain_epochs=0,
-                                                                 finetune_epochs=0))):
+        scratch = _encoder(args, device, pretrain_epochs=0, finetune_epochs=0)
+        for tag, encoder in (("ft", sdae), ("scratch", scratch)):
             model = SDAEClassifier(encoder, **_head_params(args, device)).fit(
                 X[train], gender[train])
             scores[f"{tag}_acc"].append(model.score(X[test], gender[test]))
@@ -178,59 +270,38 @@ def sdae_rows(X, gender, age, splits, args, device, pca):
             times[f"{tag}_reg_s"].append(_train_s(model.net_))
             if tag == "ft" and k == 0:
                 np.savez(Path(args.out_dir) / "sdae_fold0_age.npz", age=age[test], pred=pred)
-        print(f"fold {k}: " + ", ".join(f"{key}={v[-1]:.4g}" for key, v in scores.items()),
-              file=sys.stderr, flush=True)
+            print(f"fold {args.fold_indices[k]} {tag}: acc={scores[f'{tag}_acc'][-1]:.4f} "
+                  f"mae={scores[f'{tag}_mae'][-1]:.3f}", file=sys.stderr, flush=True)
 
-    n_train = int(np.mean([len(t) for t, _ in splits]))
-    config = {
-        "image": f"{args.size}x{args.size} {'RGB' if args.color else 'grey'}",
-        "folds": len(splits), "n_images": len(X), "n_train_per_fold": n_train,
-        "layer_channels": list(args.channels), "convs_per_layer": args.convs_per_layer,
-        "noise": f"{args.noise} {args.noise_level}",
-        "pretrain_epochs_per_layer": args.pretrain_epochs, "joint_epochs": args.joint_epochs,
-        "pooling": "flatten", "batch_size": args.batch_size,
-    }
-    frozen = {**config, "heads": "StandardScaler -> LogisticRegression(C=0.01) / Ridge(1000)",
-              "pretrain_s_per_fold": _r(times["pretrain_s"]),
-              "heads_s_per_fold": _r(times["heads_s"])}
-    tuned = {**config, "max_epochs": args.epochs, "lr": args.finetune_lr,
-             "optimizer": "AdamW, cosine decay", "augment": "flips, shifts <= 8%",
-             "regression_loss": "huber on standardised age"}
+    tuned = {**_config(args, X, splits), "pooling": "flatten", "max_epochs": args.epochs,
+             "lr": args.finetune_lr, "optimizer": "AdamW, cosine decay",
+             "augment": "flips, shifts <= 8%", "regression_loss": "huber on standardised age",
+             "input": "raw pixels"}
     mean = {key: float(np.mean(v)) for key, v in scores.items()}
 
     def per_fold(key, digits=4):
         return [round(v, digits) for v in scores[key]]
 
-    emit("frozen_sdae_logreg_gender_accuracy", round(mean["frozen_acc"], 4), "accuracy",
-         baseline=round(pca[0], 4), device=device,
-         config={**frozen, "per_fold": per_fold("frozen_acc"), "baseline": "PCA-128 + LR"},
-         bar=">= 0.88", passed=bool(mean["frozen_acc"] >= 0.88))
-    emit("frozen_sdae_ridge_age_mae", round(mean["frozen_mae"], 3), "years",
-         baseline=round(pca[1], 3), device=device,
-         config={**frozen, "per_fold": per_fold("frozen_mae", 3), "baseline": "PCA-128 + Ridge"},
-         bar="<= 8.0", passed=bool(mean["frozen_mae"] <= 8.0))
     emit("finetuned_pretrained_gender_accuracy", round(mean["ft_acc"], 4), "accuracy",
-         baseline=round(mean["frozen_acc"], 4), device=device,
-         config={**tuned, "per_fold": per_fold("ft_acc"), "baseline": "frozen SDAE + LR",
+         baseline=round(mean["scratch_acc"], 4), device=device,
+         config={**tuned, "per_fold": per_fold("ft_acc"), "baseline": "same net from scratch",
                  "train_s_per_fold": _r(times["ft_clf_s"]),
                  "pretrain_s_per_fold": _r(times["pretrain_s"])},
          bar=">= 0.92", passed=bool(mean["ft_acc"] >= 0.92))
     emit("finetuned_pretrained_age_mae", round(mean["ft_mae"], 3), "years",
-         baseline=round(mean["frozen_mae"], 3), device=device,
-         config={**tuned, "per_fold": per_fold("ft_mae", 3), "baseline": "frozen SDAE + Ridge",
+         baseline=round(mean["scratch_mae"], 3), device=device,
+         config={**tuned, "per_fold": per_fold("ft_mae", 3), "baseline": "same net from scratch",
                  "train_s_per_fold": _r(times["ft_reg_s"]),
                  "pretrain_s_per_fold": _r(times["pretrain_s"])},
          bar="<= 5.5", passed=bool(mean["ft_mae"] <= 5.5))
     emit("finetuned_scratch_gender_accuracy", round(mean["scratch_acc"], 4), "accuracy",
-         baseline=round(mean["ft_acc"], 4), device=device,
+         device=device,
          config={**tuned, "per_fold": per_fold("scratch_acc"), "init": "random (no pretraining)",
-                 "baseline": "fine-tuned from pretrained",
                  "train_s_per_fold": _r(times["scratch_clf_s"])})
     emit("finetuned_scratch_age_mae", round(mean["scratch_mae"], 3), "years",
-         baseline=round(mean["ft_mae"], 3), device=device,
+         device=device,
          config={**tuned, "per_fold": per_fold("scratch_mae", 3),
                  "init": "random (no pretraining)",
-                 "baseline": "fine-tuned from pretrained",
                  "train_s_per_fold": _r(times["scratch_reg_s"])})
     return mean
 
@@ -261,8 +332,7 @@ def memory_row(X, gender, args, device):
         for label in ("memory", "no_memory"):
             cache = tempfile.mkdtemp(prefix="skface-sdae-") if label == "memory" else None
             pipe = Pipeline(
-                [("sdae", _encoder(args, device, pretrain_epochs=args.memory_epochs,
-                                   finetune_epochs=0)),
+                [("features", frozen_features(args, device, args.memory_epochs)),
                  ("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=2000))],
                 memory=cache,
             )
@@ -276,6 +346,7 @@ def memory_row(X, gender, args, device):
                 shutil.rmtree(cache, ignore_errors=True)
     finally:
         ConvSDAEFeatures.fit = original
+    per_fit = 2 if args.contrast and args.with_raw else 1
     (with_s, with_fits, best), (without_s, without_fits, _) = (
         results["memory"], results["no_memory"])
     emit("grid_search_5_heads_memory_wall_s", round(with_s, 1), "s",
@@ -283,7 +354,9 @@ def memory_row(X, gender, args, device):
          config={"n_images": len(X), "cv": 3, "grid": grid, "candidates": 5,
                  "encoder_fits_with_memory": with_fits,
                  "encoder_fits_without_memory": without_fits,
-                 "expected": "with memory: 3 folds + 1 refit; without: 5 x 3 + 1",
+                 "encoders_per_feature_fit": per_fit,
+                 "expected": f"with memory: (3 folds + 1 refit) x {per_fit}; "
+                             f"without: (5 x 3 + 1) x {per_fit}",
                  "encoder_pretrain_epochs": args.memory_epochs, "image": f"{args.size}px",
                  "best": best, "baseline": "same GridSearchCV, Pipeline(memory=None)"},
          encoder_fits=with_fits, encoder_fits_baseline=without_fits)
@@ -295,12 +368,17 @@ def main():
     parser.add_argument("--data-home", default=default_data_home())
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke run: 1,000 faces at 32px, 2 folds, 1-2 epochs")
+    parser.add_argument("--rows", default="pca,frozen,finetuned,memory",
+                        help="comma-separated subset of pca,frozen,finetuned,memory")
     parser.add_argument("--size", type=int, default=None, help="image side (default 64)")
     parser.add_argument("--grey", action="store_true", help="grey instead of RGB")
     parser.add_argument("--n-images", type=int, default=None, help="subset (default: all)")
-    parser.add_argument("--folds", type=int, default=None, help="folds run, of 5 (default 5)")
-    parser.add_argument("--channels", type=lambda s: tuple(int(c) for c in s.split(",")),
-                        default=None, help="layer channels (default 32,64,128,256)")
+    parser.add_argument("--folds", type=lambda s: [int(k) for k in s.split(",")], default=None,
+                        help="which of the 5 folds to run, e.g. 0,1 (default: all five)")
+    channels = lambda s: tuple(int(c) for c in s.split(","))  # noqa: E731
+    # The fine-tuned rows' encoder.
+    parser.add_argument("--channels", type=channels, default=None,
+                        help="fine-tuned encoder's layer channels (default 32,64,128,256)")
     parser.add_argument("--convs-per-layer", type=int, default=None, help="default 2")
     parser.add_argument("--noise", default="mask", choices=("mask", "gaussian"))
     parser.add_argument("--noise-level", type=float, default=0.3)
@@ -310,9 +388,25 @@ def main():
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--finetune-lr", type=float, default=2e-3)
     parser.add_argument("--batch-size", type=int, default=128)
+    # The frozen rows' encoders.
+    parser.add_argument("--frozen-channels", type=channels, default=None,
+                        help="encoder on contrast-normalised faces (default 64,128,256)")
+    parser.add_argument("--raw-channels", type=channels, default=None,
+                        help="encoder on raw pixels, beside it (default 32,64,128)")
+    parser.add_argument("--no-raw", dest="with_raw", action="store_false",
+                        help="frozen features from the contrast-normalised encoder alone")
+    parser.add_argument("--contrast", type=float, default=2.0,
+                        help="LocalContrastNormalizer sigma before the frozen encoder; "
+                             "0 for raw pixels")
+    parser.add_argument("--frozen-convs-per-layer", type=int, default=1)
+    parser.add_argument("--frozen-pretrain-epochs", type=int, default=None, help="default 3")
+    parser.add_argument("--frozen-noise", default="gaussian", choices=("mask", "gaussian"))
+    parser.add_argument("--frozen-noise-level", type=float, default=0.5)
+    parser.add_argument("--feature-layers", default="all", help="'top' or 'all'")
+    parser.add_argument("--C", type=float, default=0.003, help="LogisticRegression's C")
+    parser.add_argument("--alpha", type=float, default=10000.0, help="Ridge's alpha")
     parser.add_argument("--memory-images", type=int, default=None, help="default 3000")
     parser.add_argument("--memory-epochs", type=int, default=None, help="default 2")
-    parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (1 is fastest on a busy shared CPU)")
     parser.add_argument("--device", default="auto")
@@ -321,16 +415,21 @@ def main():
     parser.add_argument("--verbose", type=int, default=0)
     args = parser.parse_args()
 
-    quick = dict(size=32, n_images=1000, folds=2, channels=(16, 32, 64), convs_per_layer=1,
-                 pretrain_epochs=1, joint_epochs=0, epochs=2, memory_images=400,
-                 memory_epochs=1)
-    full = dict(size=64, n_images=None, folds=N_SPLITS, channels=(32, 64, 128, 256),
-                convs_per_layer=2, pretrain_epochs=20, joint_epochs=10, epochs=40,
-                memory_images=3000, memory_epochs=2)
+    quick = dict(size=32, n_images=1000, folds=[0, 1], channels=(16, 32, 64),
+                 convs_per_layer=1, pretrain_epochs=1, joint_epochs=0, epochs=2,
+                 frozen_channels=(16, 32, 64), raw_channels=(8, 16, 32),
+                 frozen_pretrain_epochs=1, memory_images=400, memory_epochs=1)
+    full = dict(size=64, n_images=None, folds=list(range(N_SPLITS)),
+                channels=(32, 64, 128, 256), convs_per_layer=2, pretrain_epochs=20,
+                joint_epochs=10, epochs=40, frozen_channels=(64, 128, 256),
+                raw_channels=(32, 64, 128), frozen_pretrain_epochs=3, memory_images=3000,
+                memory_epochs=2)
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.color = not args.grey
+    args.fold_indices = args.folds
+    rows = set(args.rows.split(","))
 
     import torch
 
@@ -345,21 +444,28 @@ def main():
     X, gender, age = faces.images[keep], faces.gender[keep], faces.age[keep].astype(float)
     splits = folds(gender, args.folds)
     start = time.perf_counter()
-    pca = pca_rows(args.data_home, keep, splits, device)
-    mean = sdae_rows(X, gender, age, splits, args, device, pca)
-    if not args.skip_memory:
+    table = []
+    pca = (float("nan"), float("nan"))
+    if "pca" in rows or "frozen" in rows:
+        pca = pca_rows(args.data_home, keep, splits, device)
+        table.append(("PCA-128 (48x48 grey) + LogisticRegression / Ridge", *pca))
+    if "frozen" in rows:
+        frozen = frozen_rows(X, gender, age, splits, args, device, pca)
+        table.append(("frozen features + LogisticRegression / Ridge", frozen["acc"],
+                      frozen["mae"]))
+    if "finetuned" in rows:
+        tuned = finetuned_rows(X, gender, age, splits, args, device)
+        table.append(("fine-tuned from the pretrained encoder", tuned["ft_acc"],
+                      tuned["ft_mae"]))
+        table.append(("fine-tuned without pretraining", tuned["scratch_acc"],
+                      tuned["scratch_mae"]))
+    if "memory" in rows:
         memory_row(X, gender, args, device)
     print(
-        f"\n{len(splits)} of 5 folds, {len(X)} faces, {args.size}px "
+        f"\nfolds {args.fold_indices} of 5, {len(X)} faces, {args.size}px "
         f"{'RGB' if args.color else 'grey'}, {time.perf_counter() - start:.0f} s\n\n"
         "| model | gender accuracy | age MAE (years) |\n|---|---|---|\n"
-        f"| PCA-128 (48x48 grey) + LogisticRegression / Ridge | {pca[0]:.4f} | {pca[1]:.2f} |\n"
-        f"| frozen ConvSDAEFeatures + LogisticRegression / Ridge | {mean['frozen_acc']:.4f} | "
-        f"{mean['frozen_mae']:.2f} |\n"
-        f"| fine-tuned from the pretrained encoder | {mean['ft_acc']:.4f} | "
-        f"{mean['ft_mae']:.2f} |\n"
-        f"| fine-tuned without pretraining | {mean['scratch_acc']:.4f} | "
-        f"{mean['scratch_mae']:.2f} |\n",
+        + "".join(f"| {name} | {acc:.4f} | {err:.2f} |\n" for name, acc, err in table),
         file=sys.stderr,
     )
 

@@ -3,8 +3,16 @@
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-__all__ = ["ImageLayout", "check_fitted_shape", "check_images", "check_targets", "restore_layout"]
+__all__ = [
+    "ImageInputMixin",
+    "ImageLayout",
+    "check_fitted_shape",
+    "check_images",
+    "check_targets",
+    "restore_layout",
+]
 
 _ALLOWED_CHANNELS = (1, 3)
 
@@ -276,3 +284,41 @@ def restore_layout(images, layout):
     elif layout.kind == "flat":
         images = images.reshape(n, -1)
     return np.ascontiguousarray(images, dtype=layout.dtype)
+
+
+class ImageInputMixin:
+    """Image input for estimators with an ``image_shape`` parameter.
+
+    ``fit`` records the image shape (and ``n_features_in_``, and
+    ``feature_names_in_`` for DataFrames); later calls must pass images of
+    that shape, in any of the layouts :func:`check_images` reads.
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+    def _validate_images(self, X, *, reset):
+        """Images as float32 (n, C, H, W) and the caller's layout.
+
+        With ``reset`` the image shape, ``n_features_in_`` (and
+        ``feature_names_in_`` for DataFrames) are recorded; otherwise the
+        images must match them.
+        """
+        if not reset:
+            check_is_fitted(self)
+        fitted_shape = None if reset else self.image_shape_
+        images, layout = check_images(
+            X, image_shape=self.image_shape, fitted_shape=fitted_shape, estimator=self
+        )
+        if layout.kind == "flat":
+            # Feature names and n_features_in_ the scikit-learn way, for DataFrames.
+            validate_data(self, X, reset=reset, skip_check_array=True)
+        elif reset:
+            self.__dict__.pop("feature_names_in_", None)
+        if reset:
+            self.image_layout_ = layout
+            self.image_shape_ = layout.shape
+            self.n_features_in_ = layout.n_features
+        return images, layout

@@ -14,6 +14,7 @@ from skface.estimators import (
     SDAEClassifier,
     SDAERegressor,
 )
+from skface.preprocessing import LocalContrastNormalizer
 
 # Every skface estimator, configured small enough for the checks' toy data.
 ESTIMATORS = [
@@ -40,6 +41,7 @@ ESTIMATORS = [
         layer_channels=(4, 8), convs_per_layer=1, input_size=8, flip_pairs=None,
         rotation=0.0, scale=0.0, shift=0.0, max_epochs=2, batch_size=16,
     ),
+    LocalContrastNormalizer(),
 ]
 
 # Checks expected to fail, with the reason, per estimator class.
@@ -50,6 +52,7 @@ EXPECTED_FAILED_CHECKS = {
     "SDAEClassifier": {},
     "SDAERegressor": {},
     "KeypointRegressor": {},
+    "LocalContrastNormalizer": {},
 }
 
 

@@ -41,6 +41,7 @@ API_MODULES = [
     "skface.metrics",
     "skface.nn",
     "skface.nn.augment",
+    "skface.nn.contrast",
     "skface.nn.conv_dae",
     "skface.nn.heads",
     "skface.nn.keypoints",

@@ -6,11 +6,10 @@ import numbers
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 
-from .._validation import check_images
+from .._validation import ImageInputMixin
 
 __all__ = ["FaceEstimatorMixin", "FaceNet", "OneCycleNet", "TensorBatches"]
 
@@ -290,45 +289,14 @@ class OneCycleNet(FaceNet):
         return step
 
 
-class FaceEstimatorMixin:
+class FaceEstimatorMixin(ImageInputMixin):
     """Machinery shared by skface estimators.
 
     Expects the parameters ``device``, ``random_state``, ``verbose`` and
     ``image_shape``; provides input validation against the fitted image
-    shape, device resolution, seeding, skorch net building and batched
-    inference.
+    shape (from :class:`~skface._validation.ImageInputMixin`), device
+    resolution, seeding, skorch net building and batched inference.
     """
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True
-        return tags
-
-    # -- validation ----------------------------------------------------------
-
-    def _validate_images(self, X, *, reset):
-        """Images as float32 (n, C, H, W) and the caller's layout.
-
-        With ``reset`` the image shape, ``n_features_in_`` (and
-        ``feature_names_in_`` for DataFrames) are recorded; otherwise the
-        images must match them.
-        """
-        if not reset:
-            check_is_fitted(self)
-        fitted_shape = None if reset else self.image_shape_
-        images, layout = check_images(
-            X, image_shape=self.image_shape, fitted_shape=fitted_shape, estimator=self
-        )
-        if layout.kind == "flat":
-            # Feature names and n_features_in_ the scikit-learn way, for DataFrames.
-            validate_data(self, X, reset=reset, skip_check_array=True)
-        elif reset:
-            self.__dict__.pop("feature_names_in_", None)
-        if reset:
-            self.image_layout_ = layout
-            self.image_shape_ = layout.shape
-            self.n_features_in_ = layout.n_features
-        return images, layout
 
     def _check_common_params(self):
         """Validate ``device``, ``verbose``, ``random_state``; return the device."""

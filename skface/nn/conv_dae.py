@@ -15,6 +15,7 @@ __all__ = [
     "corrupt",
     "flip_shift",
     "pool_features",
+    "trunk_features",
 ]
 
 NOISE_KINDS = ("mask", "gaussian")
@@ -87,6 +88,45 @@ def pool_features(maps, pooling="avgmax"):
     if pooling == "avgmax":
         return torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1)
     raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
+
+
+def trunk_features(trunk, x, layers=None, pooling="flatten"):
+    """Features of images from one or several layers of an encoder trunk.
+
+    Parameters
+    ----------
+    trunk : nn.Sequential
+        ``ConvDAEStack.trunk()`` (or a copy): the standardisation, then one
+        encoder per layer.
+    x : Tensor of shape (n, C, H, W)
+        Images.
+    layers : sequence of int, default=None
+        Indices (0 = bottom) of the layers whose codes make the features,
+        in increasing order; None is the top layer alone.
+    pooling : {"flatten", "avg", "max", "avgmax"}, default="flatten"
+        As in :func:`pool_features`, per layer. With "flatten" the codes of
+        lower layers are first average-pooled to the grid (h, w) of the
+        highest layer used: every layer then describes the same regions of the face,
+        each with its own channels, from edges and texture at the bottom to
+        parts at the top (a "hypercolumn").
+
+    Returns
+    -------
+    features : Tensor of shape (n, n_features)
+        Layer by layer, bottom first.
+    """
+    n_layers = len(trunk) - 1
+    layers = [n_layers - 1] if layers is None else list(layers)
+    h = trunk[0](x)
+    maps = []
+    for index, encoder in enumerate(trunk[1 : max(layers) + 2]):
+        h = encoder(h)
+        if index in layers:
+            maps.append(h)
+    if pooling == "flatten":
+        grid = maps[-1].shape[-2:]
+        maps = [m if m.shape[-2:] == grid else F.adaptive_avg_pool2d(m, grid) for m in maps]
+    return torch.cat([pool_features(m, pooling) for m in maps], dim=1)
 
 
 class ChannelStandardize(nn.Module):

@@ -86,6 +86,43 @@ def test_convsdaefeatures_pooling_sets_feature_width(faces, pooling, width):
     assert len(sdae.get_feature_names_out()) == width
 
 
+@pytest.mark.parametrize(
+    "feature_layers, pooling, width",
+    [
+        # 12 px: layer codes are 4x6x6 and 8x3x3; the lower one is pooled to 3x3.
+        ("all", "flatten", (4 + 8) * 3 * 3),
+        ((0,), "flatten", 4 * 6 * 6),
+        ((0, -1), "flatten", (4 + 8) * 3 * 3),
+        ("all", "avgmax", 2 * (4 + 8)),
+        ([1], "avg", 8),
+    ],
+)
+def test_convsdaefeatures_feature_layers_sets_feature_width(faces, feature_layers, pooling,
+                                                            width):
+    sdae = _encoder(feature_layers=feature_layers, pooling=pooling, pretrain_epochs=0)
+    features = sdae.fit(faces[0]).transform(faces[0])
+    assert features.shape == (len(faces[0]), width)
+    assert len(sdae.get_feature_names_out()) == width
+
+
+def test_convsdaefeatures_feature_layers_all_ends_with_top_code(faces, fitted):
+    every = clone(fitted).set_params(feature_layers="all").fit(faces[0])
+    top = fitted.transform(faces[0])
+    # Same seed, same training: the top layer's block is the default features.
+    np.testing.assert_array_equal(every.transform(faces[0])[:, -top.shape[1]:], top)
+    assert not hasattr(every, "inverse_transform")
+    # The top layer named by its index still decodes.
+    assert hasattr(clone(fitted).set_params(feature_layers=[-1]), "inverse_transform")
+
+
+def test_sdaeclassifier_multi_layer_encoder_fits_head_on_every_layer(faces):
+    X, y, _ = faces
+    clf = SDAEClassifier(_encoder(feature_layers="all", pretrain_epochs=1), max_epochs=1,
+                         random_state=0).fit(X, y)
+    assert clf.net_.module_.head.in_features == (4 + 8) * 3 * 3
+    assert clf.predict(X).shape == (len(X),)
+
+
 def test_convsdaefeatures_set_output_pandas_gives_named_frame(faces):
     pd = pytest.importorskip("pandas")
     sdae = _encoder(pretrain_epochs=1).set_output(transform="pandas")
@@ -171,6 +208,11 @@ def test_convsdaefeatures_gaussian_noise_two_convs_fits(faces):
         ({"noise": "salt"}, "noise"),
         ({"noise_level": 1.0}, "noise_level"),
         ({"pooling": "sum"}, "pooling"),
+        ({"feature_layers": "middle"}, "feature_layers"),
+        ({"feature_layers": (2,)}, "feature_layers"),
+        ({"feature_layers": (0, -2)}, "feature_layers"),
+        ({"feature_layers": ()}, "feature_layers"),
+        ({"feature_layers": (0.5,)}, "feature_layers"),
         ({"input_size": (8,)}, "input_size"),
         ({"color": "rgb"}, "color"),
         ({"pretrain_epochs": -1}, "pretrain_epochs"),
@@ -367,6 +409,26 @@ def test_pipeline_memory_grid_search_fits_encoder_once_per_fold(faces, tmp_path,
     assert len(fits) == 5 * 3 + 1
 
 
+
+
+def test_grid_search_frozen_and_fine_tuned_candidates_ranked_in_one_search(faces):
+    X, y = faces[:2]
+    frozen = Pipeline([("sdae", _encoder(pretrain_epochs=1)), ("scale", StandardScaler()),
+                       ("clf", LogisticRegression(max_iter=500))])
+    tuned = _clf(_encoder(pretrain_epochs=1), max_epochs=2)
+    scratch = _clf(_encoder(pretrain_epochs=0), max_epochs=2)
+    # The searched step is the whole model, so the grid compares frozen features + a
+    # linear head with end-to-end fine-tuning, on the same folds.
+    search = GridSearchCV(Pipeline([("model", frozen)]),
+                          {"model": [frozen, tuned, scratch]}, cv=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search.fit(X, y)
+    kinds = [type(p["model"]).__name__ for p in search.cv_results_["params"]]
+    assert kinds == ["Pipeline", "SDAEClassifier", "SDAEClassifier"]
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert type(search.best_estimator_.named_steps["model"]).__name__ in kinds
+    assert search.predict(X).shape == y.shape
 # -- figures ---------------------------------------------------------------------------
 
 
@@ -442,6 +504,36 @@ def test_convsdaefeatures_utkface_features_beat_chance_on_gender(shared_data):
     )
     accuracy = cross_val_score(pipe, X, y, cv=2).mean()
     assert accuracy > 0.6
+
+
+@pytest.mark.realdata
+def test_convsdaefeatures_utkface_contrast_normalised_all_layers_beat_raw_top(shared_data):
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+
+    from skface.datasets import fetch_utkface
+    from skface.preprocessing import LocalContrastNormalizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        faces = fetch_utkface(data_home=shared_data, size=32)
+    pick = np.random.RandomState(0).choice(len(faces.images), 3000, replace=False)
+    X, age = faces.images[pick], faces.age[pick].astype(float)
+    X_train, X_test, y_train, y_test = train_test_split(X, age, test_size=0.25, random_state=0)
+    encoder = dict(layer_channels=(16, 32, 64), pretrain_epochs=2, noise="gaussian",
+                   noise_level=0.5, random_state=0)
+    errors = {}
+    for name, features in {
+        "raw_top": ConvSDAEFeatures(**encoder),
+        "contrast_all": make_pipeline(LocalContrastNormalizer(sigma=1.5),
+                                      ConvSDAEFeatures(**encoder, feature_layers="all")),
+    }.items():
+        model = make_pipeline(features, StandardScaler(), Ridge(alpha=3000.0))
+        pred = model.fit(X_train, y_train).predict(X_test)
+        errors[name] = np.abs(pred - y_test).mean()
+    # The recipe of bench/sdae.py's frozen rows, small: texture and every layer pay off.
+    assert errors["contrast_all"] < errors["raw_top"] - 0.5, errors
 
 
 def test_skface_lazy_names_sdae_resolve():

@@ -13,6 +13,7 @@ from skface.nn.conv_dae import (
     corrupt,
     flip_shift,
     pool_features,
+    trunk_features,
 )
 
 
@@ -192,3 +193,21 @@ def test_conv_dae_import_no_sklearn():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_trunk_features_top_layer_is_pooled_top_code():
+    stack = ConvDAEStack(3, (4, 8)).eval()
+    x = _images()
+    expected = pool_features(stack.encode(x), "flatten")
+    torch.testing.assert_close(trunk_features(stack.trunk(), x), expected)
+
+
+def test_trunk_features_lower_layers_pooled_to_highest_grid():
+    stack = ConvDAEStack(3, (4, 8, 16)).eval()
+    x = _images(size=(16, 16))
+    features = trunk_features(stack.trunk(), x, [0, 1], "flatten")
+    # Layer 0 (4x8x8) is average-pooled to layer 1's 4x4 grid; layer 2 is not run.
+    low = torch.nn.functional.avg_pool2d(stack.encode(x, depth=1), 2).flatten(1)
+    assert features.shape == (len(x), (4 + 8) * 4 * 4)
+    torch.testing.assert_close(features[:, : 4 * 16], low)
+    assert trunk_features(stack.trunk(), x, [0, 1, 2], "avg").shape == (len(x), 4 + 8 + 16)

@@ -1,4 +1,4 @@
-"""Face preprocessing helpers: square LFW crops sized for embedding networks."""
+"""Square LFW face crops sized for embedding networks."""
 
 __all__ = ["LFW_FACE_BOX", "lfw_crop"]
 
