@@ -3,21 +3,27 @@ r"""Conv SDAE features for UTKFace gender and age: frozen, fine-tuned, from scra
 Prints one JSON object per row (see bench/README.md) and a Markdown table on
 stderr. Data: UTKFace aligned & cropped faces from the shared data home.
 Every row uses the same folds: ``StratifiedKFold(5, shuffle=True,
-random_state=0)`` on gender over the faces used (``--folds`` runs a prefix
-of those five folds). Scores are means over the folds run.
+random_state=0)`` on gender over the faces used (``--folds 0,1`` runs those
+of the five). Scores are means over the folds run.
 
-    python bench/sdae.py --quick        # CI smoke run on the CPU, a few minutes
+    python bench/sdae.py --quick        # CI smoke run on the CPU, about a minute
     python bench/sdae.py                # full table (meant for CUDA): 64x64 RGB, 5 folds
-    python bench/sdae.py --size 48 --folds 2 --channels 32,64,128 --convs-per-layer 1 \
-        --pretrain-epochs 3 --joint-epochs 0 --epochs 6 --memory-images 1500 \
-        --memory-epochs 1 --threads 1                          # reduced CPU table
+    # the reduced CPU table of bench/RESULTS.md, as two runs side by side:
+    python bench/sdae.py --rows pca,frozen,memory --size 48 --frozen-pretrain-epochs 3 \
+        --memory-images 1500 --memory-epochs 1 --threads 1
+    python bench/sdae.py --rows finetuned --folds 0 --size 48 --channels 32,64,128,256 \
+        --convs-per-layer 2 --pretrain-epochs 3 --joint-epochs 0 --epochs 12 \
+        --finetune-lr 3e-3 --threads 1
 
-Rows: PCA-128 (48x48 grey) + LogisticRegression / Ridge; frozen
-``ConvSDAEFeatures`` + StandardScaler + LogisticRegression / Ridge; the
-encoder fine-tuned end to end (``SDAEClassifier`` / ``SDAERegressor``) from
-the pretrained weights and from a random start; a grid search over 5
-LogisticRegression settings in a ``Pipeline`` with and without ``memory=``,
-timed, with the encoder fits counted.
+Rows: PCA-128 (48x48 grey) + LogisticRegression / Ridge; frozen features +
+StandardScaler + LogisticRegression / Ridge (and Ridge on the square root of
+age), the features being a ``FeatureUnion`` of ``LocalContrastNormalizer`` ->
+``ConvSDAEFeatures(feature_layers="all")`` and a second encoder on the raw
+pixels (``--contrast 0`` or ``--no-raw`` for one encoder); the encoder
+fine-tuned end to end (``SDAEClassifier`` / ``SDAERegressor``) from the
+pretrained weights and from a random start; a grid search over 5
+LogisticRegression settings on the frozen features in a ``Pipeline`` with and
+without ``memory=``, timed, with the encoder fits counted.
 """
 
 import argparse
