@@ -437,7 +437,7 @@ class ConvSDAEFeatures(
         channels = sum(stack.layer_channels[i] for i in layers)
         if self.pooling == "flatten":
             # Every layer used is pooled to the grid of the highest one.
-            height, width = stack._sizes(self.input_size_)[layers[-1] + 1]
+            height, width = stack.layer_sizes(self.input_size_)[layers[-1] + 1]
             return channels * height * width
         return 2 * channels if self.pooling == "avgmax" else channels
 

@@ -354,10 +354,17 @@ class ConvDAEStack(nn.Module):
 
     def code_size(self, size):
         """Spatial size ``(h, w)`` of the top code for images of size ``(H, W)``."""
-        sizes = self._sizes(size)
+        sizes = self.layer_sizes(size)
         return sizes[-1]
 
-    def _sizes(self, size):
+    def layer_sizes(self, size):
+        """Spatial sizes for images of size ``(H, W)``: the input's, then each layer's code's.
+
+        Returns
+        -------
+        sizes : list of tuple of int (h, w)
+            ``len(layers) + 1`` sizes, bottom first.
+        """
         sizes = [tuple(int(s) for s in size)]
         for layer in self.layers:
             sizes.append(layer.output_size(sizes[-1]))
@@ -369,7 +376,7 @@ class ConvDAEStack(nn.Module):
 
     def decode(self, code, image_size):
         """Images (n, C, H, W) of size ``image_size`` = (H, W) decoded from top codes."""
-        sizes = self._sizes(image_size)
+        sizes = self.layer_sizes(image_size)
         h = code
         for layer, size in zip(reversed(self.layers), reversed(sizes[:-1])):
             h = layer.decoder(h, size)
@@ -416,7 +423,7 @@ class ConvDAEStack(nn.Module):
         h = noisy
         for layer in self.layers:
             h = layer.encoder(h)
-        sizes = self._sizes(x.shape[-2:])
+        sizes = self.layer_sizes(x.shape[-2:])
         for layer, size in zip(reversed(self.layers), reversed(sizes[:-1])):
             h = layer.decoder(h, size)
         return F.mse_loss(h.float(), target.float())

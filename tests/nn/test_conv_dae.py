@@ -211,3 +211,9 @@ def test_trunk_features_lower_layers_pooled_to_highest_grid():
     assert features.shape == (len(x), (4 + 8) * 4 * 4)
     torch.testing.assert_close(features[:, : 4 * 16], low)
     assert trunk_features(stack.trunk(), x, [0, 1, 2], "avg").shape == (len(x), 4 + 8 + 16)
+
+
+def test_convdaestack_layer_sizes_input_then_each_code():
+    stack = ConvDAEStack(3, (4, 8, 16))
+    assert stack.layer_sizes((48, 50)) == [(48, 50), (24, 25), (12, 13), (6, 7)]
+    assert stack.layer_sizes((48, 50))[-1] == stack.code_size((48, 50))
