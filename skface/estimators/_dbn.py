@@ -9,9 +9,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 from torch import nn
 
+from .._params import check_number
 from .._validation import restore_layout
 from ..nn.rbm import RBM, cd_step, sample_stack, unroll
-from ._params import check_number
 from ._base import FaceEstimatorMixin, FaceNet, autocast, seeded, to_tensor
 
 __all__ = ["DBNReconstructor"]

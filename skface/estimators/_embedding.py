@@ -11,12 +11,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from .._params import check_number
 from .._validation import check_targets
 from ..backbones import build_backbone
 from ..nn.augment import center_crop, random_crop, random_flip
 from ..nn.heads import ScaledLinearHead
 from ..nn.losses import SoftmaxCenterLoss
-from ._params import check_number
 from ._base import FaceEstimatorMixin, OneCycleNet, autocast, on_cuda, seeded, to_tensor
 
 __all__ = ["CenterLossEmbedder"]

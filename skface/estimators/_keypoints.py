@@ -10,12 +10,12 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from .._params import check_number, check_size
 from .._validation import check_images
 from ..metrics import keypoint_rmse
 from ..nn.conv_dae import ConvDAEStack
 from ..nn.keypoints import augment_keypoints, default_flip_pairs, flip_permutation
 from ..nn.losses import MaskedMSELoss
-from ._params import check_number, check_size
 from ._base import (
     FaceEstimatorMixin,
     OneCycleNet,

@@ -21,10 +21,10 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 from skorch.callbacks import LRScheduler
 from torch import nn
 
+from .._params import check_choice, check_number, check_size
 from .._validation import check_targets, restore_layout
 from ..nn.augment import flip_shift
 from ..nn.conv_dae import NOISE_KINDS, POOLINGS, ConvDAEStack, trunk_features
-from ._params import check_choice, check_number, check_size
 from ._base import (
     FaceEstimatorMixin,
     FaceNet,

@@ -1,10 +1,9 @@
 """LocalContrastNormalizer: per-image local contrast normalisation as a scikit-learn transformer."""
 
-import numbers
-
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 
+from .._params import check_number
 from .._validation import ImageInputMixin, restore_layout
 
 __all__ = ["LocalContrastNormalizer"]
@@ -76,17 +75,6 @@ class LocalContrastNormalizer(OneToOneFeatureMixin, TransformerMixin, ImageInput
         self.sigma = sigma
         self.image_shape = image_shape
 
-    def _check_sigma(self):
-        if (
-            isinstance(self.sigma, bool)
-            or not isinstance(self.sigma, numbers.Real)
-            or not np.isfinite(self.sigma)
-            or self.sigma <= 0
-        ):
-            raise ValueError(
-                f"sigma must be a positive number of pixels, got {self.sigma!r}."
-            )
-
     def fit(self, X, y=None):
         """Check the parameters and record the image shape.
 
@@ -101,7 +89,7 @@ class LocalContrastNormalizer(OneToOneFeatureMixin, TransformerMixin, ImageInput
         -------
         self : LocalContrastNormalizer
         """
-        self._check_sigma()
+        check_number("sigma", self.sigma, low=0, low_inclusive=False, high=np.inf)
         self._validate_images(X, reset=True)
         return self
 
@@ -123,7 +111,7 @@ class LocalContrastNormalizer(OneToOneFeatureMixin, TransformerMixin, ImageInput
 
         from ..nn.contrast import local_contrast_normalize
 
-        self._check_sigma()
+        check_number("sigma", self.sigma, low=0, low_inclusive=False, high=np.inf)
         images, layout = self._validate_images(X, reset=False)
         out = np.empty_like(images)
         # Batches bound the temporary buffers (a few times the batch's size). float64

@@ -1,4 +1,4 @@
-"""Checks of estimator parameters, shared so every estimator words its errors alike."""
+"""Checks of estimator parameters, shared so every estimator and transformer words its errors alike."""
 
 import numbers
 
@@ -17,13 +17,14 @@ def check_number(
         Parameter name, for the message.
     value : object
     kind : numbers.Real or numbers.Integral, default=numbers.Real
-        Booleans are refused either way.
+        Booleans and NaN are refused either way.
     low, high : float, default=None
         Bounds; None means unbounded on that side.
     low_inclusive, high_inclusive : bool, default=True, False
         Whether ``value`` may equal ``low`` / ``high``.
     """
-    bad = not isinstance(value, kind) or isinstance(value, bool)
+    # NaN compares false with every bound, so it is refused here, not by the bounds.
+    bad = not isinstance(value, kind) or isinstance(value, bool) or value != value
     if not bad and low is not None:
         bad = value < low or (value == low and not low_inclusive)
     if not bad and high is not None:
