@@ -134,11 +134,17 @@ def _train_s(net):
     return float(np.sum(net.history[:, "dur"])) if len(net.history) else 0.0
 
 
-def _config(args, X, splits):
+def _data_config(args, X, splits):
     return {
         "image": f"{args.size}x{args.size} {'RGB' if args.color else 'grey'}",
-        "folds": len(splits), "fold_indices": args.fold_indices, "n_images": len(X),
+        "folds": len(splits), "fold_indices": args.folds, "n_images": len(X),
         "n_train_per_fold": int(np.mean([len(t) for t, _ in splits])),
+    }
+
+
+def _config(args, X, splits):
+    return {
+        **_data_config(args, X, splits),
         "layer_channels": list(args.channels), "convs_per_layer": args.convs_per_layer,
         "noise": f"{args.noise} {args.noise_level}",
         "pretrain_epochs_per_layer": args.pretrain_epochs, "joint_epochs": args.joint_epochs,
@@ -170,51 +176,39 @@ def frozen_features(args, device, pretrain_epochs=None):
     return FeatureUnion([("texture", texture), ("raw", raw)])
 
 
-def frozen_pipelines(args, device):
-    """Frozen features + StandardScaler + LogisticRegression / Ridge, as two Pipelines."""
+def frozen_rows(X, gender, age, splits, args, device, pca):
+    """Frozen features + linear heads; the encoders are fitted once per fold and shared."""
+    from sklearn.base import clone
+    from sklearn.compose import TransformedTargetRegressor
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    clf = make_pipeline(frozen_features(args, device), StandardScaler(),
-                        LogisticRegression(C=args.C, max_iter=3000))
-    reg = make_pipeline(frozen_features(args, device), StandardScaler(),
-                        Ridge(alpha=args.alpha))
-    return clf, reg
-
-
-def frozen_rows(X, gender, age, splits, args, device, pca):
-    """Frozen features + linear heads; the encoders are fitted once per fold and shared."""
-    from sklearn.base import clone
-
-    from sklearn.compose import TransformedTargetRegressor
-
     scores = {"acc": [], "mae": [], "sqrt_mae": []}
     secs = {"pretrain_s": [], "heads_s": []}
-    clf, reg = frozen_pipelines(args, device)
     for k, (train, test) in enumerate(splits):
+        # Fitted once per fold; the three heads share its features.
         start = time.perf_counter()
-        features = clone(clf[0]).fit(X[train])
+        features = frozen_features(args, device).fit(X[train])
         secs["pretrain_s"].append(time.perf_counter() - start)
         start = time.perf_counter()
         f_train, f_test = features.transform(X[train]), features.transform(X[test])
-        heads_c, heads_r = clone(clf[1:]), clone(reg[1:])
+        heads_c = make_pipeline(StandardScaler(), LogisticRegression(C=args.C, max_iter=3000))
+        heads_r = make_pipeline(StandardScaler(), Ridge(alpha=args.alpha))
         scores["acc"].append(heads_c.fit(f_train, gender[train]).score(f_test, gender[test]))
         scores["mae"].append(mae(age[test], heads_r.fit(f_train, age[train]).predict(f_test)))
         # Age errors grow with age; a square-root target evens them out for the squared loss.
-        sqrt_r = TransformedTargetRegressor(clone(reg[1:]), func=np.sqrt, inverse_func=np.square,
+        sqrt_r = TransformedTargetRegressor(clone(heads_r), func=np.sqrt, inverse_func=np.square,
                                             check_inverse=False)
         scores["sqrt_mae"].append(mae(age[test], sqrt_r.fit(f_train, age[train]).predict(f_test)))
         secs["heads_s"].append(time.perf_counter() - start)
-        print(f"fold {args.fold_indices[k]} frozen: acc={scores['acc'][-1]:.4f} "
+        print(f"fold {args.folds[k]} frozen: acc={scores['acc'][-1]:.4f} "
               f"mae={scores['mae'][-1]:.3f} sqrt_mae={scores['sqrt_mae'][-1]:.3f} "
               f"({secs['pretrain_s'][-1]:.0f} s + "
               f"{secs['heads_s'][-1]:.0f} s, {f_train.shape[1]} features)",
               file=sys.stderr, flush=True)
     config = {
-        "image": f"{args.size}x{args.size} {'RGB' if args.color else 'grey'}",
-        "folds": len(splits), "fold_indices": args.fold_indices, "n_images": len(X),
-        "layer_channels": list(args.frozen_channels),
+        **_data_config(args, X, splits), "layer_channels": list(args.frozen_channels),
         "raw_layer_channels": list(args.raw_channels) if args.with_raw else None,
         "convs_per_layer": args.frozen_convs_per_layer,
         "pretrain_epochs_per_layer": args.frozen_pretrain_epochs,
@@ -230,7 +224,7 @@ def frozen_rows(X, gender, age, splits, args, device, pca):
     mean = {key: float(np.mean(v)) for key, v in scores.items()}
     # The frozen recipe (contrast normalisation, layers, widths, C, alpha) was chosen on
     # fold 0's test faces: the folds after it are the untouched estimate.
-    untouched = [k for k, fold in enumerate(args.fold_indices) if fold != 0]
+    untouched = [k for k, fold in enumerate(args.folds) if fold != 0]
     config["mean_of_folds_other_than_0"] = {
         key: round(float(np.mean([v[k] for k in untouched])), 4) if untouched else None
         for key, v in scores.items()}
@@ -276,7 +270,7 @@ def finetuned_rows(X, gender, age, splits, args, device):
             times[f"{tag}_reg_s"].append(_train_s(model.net_))
             if tag == "ft" and k == 0:
                 np.savez(Path(args.out_dir) / "sdae_fold0_age.npz", age=age[test], pred=pred)
-            print(f"fold {args.fold_indices[k]} {tag}: acc={scores[f'{tag}_acc'][-1]:.4f} "
+            print(f"fold {args.folds[k]} {tag}: acc={scores[f'{tag}_acc'][-1]:.4f} "
                   f"mae={scores[f'{tag}_mae'][-1]:.3f}", file=sys.stderr, flush=True)
 
     tuned = {**_config(args, X, splits), "pooling": "flatten", "max_epochs": args.epochs,
@@ -352,7 +346,7 @@ def memory_row(X, gender, args, device):
                 shutil.rmtree(cache, ignore_errors=True)
     finally:
         ConvSDAEFeatures.fit = original
-    per_fit = 2 if args.contrast and args.with_raw else 1
+    per_fit = sum(isinstance(step, ConvSDAEFeatures) for step in pipe.get_params().values())
     (with_s, with_fits, best), (without_s, without_fits, _) = (
         results["memory"], results["no_memory"])
     emit("grid_search_5_heads_memory_wall_s", round(with_s, 1), "s",
@@ -434,7 +428,6 @@ def main():
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.color = not args.grey
-    args.fold_indices = args.folds
     rows = set(args.rows.split(","))
 
     import torch
@@ -468,7 +461,7 @@ def main():
     if "memory" in rows:
         memory_row(X, gender, args, device)
     print(
-        f"\nfolds {args.fold_indices} of 5, {len(X)} faces, {args.size}px "
+        f"\nfolds {args.folds} of 5, {len(X)} faces, {args.size}px "
         f"{'RGB' if args.color else 'grey'}, {time.perf_counter() - start:.0f} s\n\n"
         "| model | gender accuracy | age MAE (years) |\n|---|---|---|\n"
         + "".join(f"| {name} | {acc:.4f} | {err:.2f} |\n" for name, acc, err in table),
