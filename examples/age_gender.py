@@ -10,7 +10,8 @@ of UTKFace for gender (accuracy) and age (mean absolute error, years):
   layer's code (``feature_layers="all"``) of an encoder trained on
   contrast-normalised faces (``LocalContrastNormalizer``: edges and skin
   texture), beside the codes of a smaller encoder on the raw pixels (colour,
-  brightness), joined by a ``FeatureUnion``;
+  brightness), joined by a ``FeatureUnion``; each face's features are
+  averaged with those of its mirror image (``flip_average=True``);
 - the pretrained encoder fine-tuned end to end with a head
   (``SDAEClassifier(ConvSDAEFeatures(...))``, ``SDAERegressor(...)``);
 - the same network trained from a random start (no pretraining).
@@ -94,9 +95,10 @@ def main(argv=None):
 
     def frozen_features():
         # Texture from contrast-normalised faces, colour and brightness from raw pixels;
-        # every layer's code, so the linear heads see edges as well as parts.
-        frozen = dict(feature_layers="all", noise="gaussian", noise_level=0.5,
-                      finetune_epochs=0)
+        # every layer's code, so the linear heads see edges as well as parts; each
+        # face's features averaged with its mirror image's.
+        frozen = dict(feature_layers="all", flip_average=True, noise="gaussian",
+                      noise_level=0.5, finetune_epochs=0)
         texture = make_pipeline(LocalContrastNormalizer(sigma=2.0),
                                 ConvSDAEFeatures(texture_layers, **{**encoder_defaults,
                                                                     "random_state": 0,

@@ -145,6 +145,12 @@ def _has_inverse(estimator):
             "inverse_transform needs feature_layers='top': the decoder starts from the "
             "top code alone. Use reconstruct(X) to encode and decode images."
         )
+    if estimator.flip_average:
+        raise AttributeError(
+            "inverse_transform needs flip_average=False: averaged with its mirror image's, "
+            "a code no longer describes one image. Use reconstruct(X) to encode and decode "
+            "images."
+        )
     return True
 
 
@@ -224,6 +230,16 @@ class ConvSDAEFeatures(
         contrast-normalised input) it gave 0.890 gender accuracy and 8.68
         years of age MAE, against 0.878 and 8.96 for the top layer alone.
         ``inverse_transform`` needs "top".
+    flip_average : bool, default=False
+        True averages the features of each image with those of its
+        left-right mirror image, so a face and its mirror image get the
+        same features. Faces are nearly symmetric, so the average keeps
+        what a face looks like and halves the noise of where things
+        happen to be; it doubles the cost of ``transform``. On UTKFace
+        48x48 RGB (frozen contrast-normalised and raw encoders, Ridge,
+        measured on an inner split of one fold's training faces) it
+        lowered the age MAE from 8.18 to 7.71 years. ``inverse_transform``
+        needs False.
     input_size : int, tuple of int (height, width) or None, default=None
         Size the images are resized to (antialiased bilinear) before
         encoding; None keeps the size seen in ``fit``.
@@ -313,6 +329,7 @@ class ConvSDAEFeatures(
         noise_level=0.3,
         pooling="flatten",
         feature_layers="top",
+        flip_average=False,
         input_size=None,
         color=None,
         pretrain_epochs=10,
@@ -331,6 +348,7 @@ class ConvSDAEFeatures(
         self.noise_level = noise_level
         self.pooling = pooling
         self.feature_layers = feature_layers
+        self.flip_average = flip_average
         self.input_size = input_size
         self.color = color
         self.pretrain_epochs = pretrain_epochs
@@ -360,6 +378,7 @@ class ConvSDAEFeatures(
         check_number("noise_level", self.noise_level, low=0, high=high)
         check_choice("pooling", self.pooling, POOLINGS)
         _layer_indices(self.feature_layers, len(channels))
+        check_choice("flip_average", self.flip_average, (True, False))
         check_choice("color", self.color, (None, True, False))
         for name in ("pretrain_epochs", "finetune_epochs"):
             check_number(name, getattr(self, name), numbers.Integral, low=0)
@@ -446,7 +465,13 @@ class ConvSDAEFeatures(
 
     def _features(self, x):
         x = convert_images(x, self.input_size_, self.n_channels_)
-        return trunk_features(self._stack().trunk(), x, self._feature_layers(), self.pooling)
+        trunk, layers = self._stack().trunk(), self._feature_layers()
+        features = trunk_features(trunk, x, layers, self.pooling)
+        if self.flip_average:
+            # x is (n, C, H, W): flipping the last axis mirrors each face.
+            mirrored = trunk_features(trunk, x.flip(-1), layers, self.pooling)
+            features = (features + mirrored) / 2
+        return features
 
     def transform(self, X):
         """Pooled or flattened codes of the images, from the layers ``feature_layers`` picks.
@@ -466,6 +491,7 @@ class ConvSDAEFeatures(
         """
         images, layout = self._validate_images(X, reset=False)
         check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("flip_average", self.flip_average, (True, False))
         features = self._apply_batched(self._features, images, device=self._device())
         return features.astype(layout.dtype, copy=False)
 

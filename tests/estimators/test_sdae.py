@@ -115,6 +115,30 @@ def test_convsdaefeatures_feature_layers_all_ends_with_top_code(faces, fitted):
     assert hasattr(clone(fitted).set_params(feature_layers=[-1]), "inverse_transform")
 
 
+def test_convsdaefeatures_flip_average_mirror_image_gets_same_features(faces, fitted):
+    averaged = clone(fitted).set_params(flip_average=True, feature_layers="all").fit(faces[0])
+    mirrored = faces[0][:, :, ::-1]  # (n, H, W, C): the width axis
+    np.testing.assert_allclose(averaged.transform(mirrored), averaged.transform(faces[0]),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_convsdaefeatures_flip_average_is_mean_with_mirror_features(faces, fitted):
+    # The parameter acts in transform: the same fitted weights with and without it.
+    averaged = pickle.loads(pickle.dumps(fitted)).set_params(flip_average=True)
+    plain, mirrored = fitted.transform(faces[0]), fitted.transform(faces[0][:, :, ::-1])
+    np.testing.assert_allclose(averaged.transform(faces[0]), (plain + mirrored) / 2,
+                               rtol=1e-6, atol=1e-6)
+    assert not np.allclose(plain, mirrored)  # the test images are not symmetric
+
+
+def test_convsdaefeatures_flip_average_has_no_inverse_transform(fitted):
+    averaged = clone(fitted).set_params(flip_average=True)
+    assert not hasattr(averaged, "inverse_transform")
+    with pytest.raises(AttributeError, match="inverse_transform") as error:
+        averaged.inverse_transform(np.zeros((1, 72)))
+    assert "flip_average=False" in str(error.value.__cause__)
+
+
 def test_sdaeclassifier_multi_layer_encoder_fits_head_on_every_layer(faces):
     X, y, _ = faces
     clf = SDAEClassifier(_encoder(feature_layers="all", pretrain_epochs=1), max_epochs=1,
@@ -213,6 +237,7 @@ def test_convsdaefeatures_gaussian_noise_two_convs_fits(faces):
         ({"feature_layers": (0, -2)}, "feature_layers"),
         ({"feature_layers": ()}, "feature_layers"),
         ({"feature_layers": (0.5,)}, "feature_layers"),
+        ({"flip_average": "yes"}, "flip_average"),
         ({"input_size": (8,)}, "input_size"),
         ({"color": "rgb"}, "color"),
         ({"pretrain_epochs": -1}, "pretrain_epochs"),
@@ -534,6 +559,37 @@ def test_convsdaefeatures_utkface_contrast_normalised_all_layers_beat_raw_top(sh
         errors[name] = np.abs(pred - y_test).mean()
     # The recipe of bench/sdae.py's frozen rows, small: texture and every layer pay off.
     assert errors["contrast_all"] < errors["raw_top"] - 0.5, errors
+
+
+@pytest.mark.realdata
+def test_convsdaefeatures_utkface_flip_average_lowers_age_error(shared_data):
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+
+    from skface.datasets import fetch_utkface
+    from skface.preprocessing import LocalContrastNormalizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        faces = fetch_utkface(data_home=shared_data, size=32)
+    pick = np.random.RandomState(0).choice(len(faces.images), 3000, replace=False)
+    X, age = faces.images[pick], faces.age[pick].astype(float)
+    X_train, X_test, y_train, y_test = train_test_split(X, age, test_size=0.25, random_state=0)
+    features = make_pipeline(
+        LocalContrastNormalizer(sigma=1.5),
+        ConvSDAEFeatures((16, 32, 64), pretrain_epochs=2, noise="gaussian", noise_level=0.5,
+                         feature_layers="all", random_state=0),
+    ).fit(X_train)
+    errors = {}
+    # One fitted encoder: flip_average only changes what transform returns.
+    for flip_average in (False, True):
+        features.set_params(convsdaefeatures__flip_average=flip_average)
+        head = make_pipeline(StandardScaler(), Ridge(alpha=3000.0))
+        head.fit(features.transform(X_train), y_train)
+        errors[flip_average] = np.abs(head.predict(features.transform(X_test)) - y_test).mean()
+    # Measured 10.49 and 9.76 years.
+    assert errors[True] < errors[False] - 0.3, errors
 
 
 def test_skface_lazy_names_sdae_resolve():
