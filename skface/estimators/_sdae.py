@@ -113,16 +113,20 @@ class _AugmentNet(FaceNet):
 class _TrunkHead(nn.Module):
     """Encoder trunk, the encoder's features, dropout and a linear head: the fine-tuned model."""
 
-    def __init__(self, trunk, layers, pooling, n_features, n_outputs, dropout):
+    def __init__(self, trunk, layers, pooling, flip_average, n_features, n_outputs, dropout):
         super().__init__()
         self.trunk = trunk
         self.layers = layers
         self.pooling = pooling
+        self.flip_average = flip_average
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(n_features, n_outputs)
 
     def forward(self, x):
         features = trunk_features(self.trunk, x, self.layers, self.pooling)
+        if self.flip_average:  # as ConvSDAEFeatures.transform
+            mirrored = trunk_features(self.trunk, x.flip(-1), self.layers, self.pooling)
+            features = (features + mirrored) / 2
         return self.head(self.dropout(features))
 
 
@@ -698,7 +702,8 @@ class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):
         with seeded(seed, self.device_):
             module = _TrunkHead(
                 trunk, self.encoder_._feature_layers(), self.encoder_.pooling,
-                self.encoder_._n_features_out, n_outputs, self.dropout,
+                bool(self.encoder_.flip_average), self.encoder_._n_features_out, n_outputs,
+                self.dropout,
             )
             x = _load(images, self.input_size_, self.n_channels_, self.device_)
             self.net_ = self._make_net(
@@ -736,8 +741,9 @@ class SDAEClassifier(ClassifierMixin, _SDAEHeadBase):
     """Classifier fine-tuned end to end from a convolutional SDAE encoder.
 
     The encoder's trunk (its layers' convolutions, batch norms and
-    activations) is copied, topped with the encoder's pooling, dropout and
-    a linear layer, and trained on the labels with cross-entropy (AdamW,
+    activations) is copied, topped with the encoder's features (its
+    ``feature_layers``, ``pooling`` and ``flip_average``), dropout and a
+    linear layer, and trained on the labels with cross-entropy (AdamW,
     cosine learning-rate decay), with random flips and shifts of the
     training images.
 

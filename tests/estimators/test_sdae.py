@@ -147,6 +147,14 @@ def test_sdaeclassifier_multi_layer_encoder_fits_head_on_every_layer(faces):
     assert clf.predict(X).shape == (len(X),)
 
 
+def test_sdaeregressor_flip_averaged_encoder_mirror_image_same_prediction(faces):
+    X, _, target = faces
+    encoder = _encoder(feature_layers="all", flip_average=True, pretrain_epochs=1)
+    reg = SDAERegressor(encoder, max_epochs=1, random_state=0).fit(X, target)
+    assert reg.net_.module_.flip_average
+    np.testing.assert_allclose(reg.predict(X[:, :, ::-1]), reg.predict(X), rtol=1e-5, atol=1e-4)
+
+
 def test_convsdaefeatures_set_output_pandas_gives_named_frame(faces):
     pd = pytest.importorskip("pandas")
     sdae = _encoder(pretrain_epochs=1).set_output(transform="pandas")
