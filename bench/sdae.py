@@ -47,6 +47,15 @@ SEED = 0
 
 
 def load(data_home, size, color):
+    """Faces, genders and ages: from the data home, or from a file of bench/pack_utkface.py."""
+    if str(data_home).endswith(".npz"):
+        from sklearn.utils import Bunch
+
+        from pack_utkface import unpack
+
+        images, gender, age = unpack(data_home, size, color)
+        return Bunch(images=images, gender=gender, age=age)
+
     from skface.datasets import fetch_utkface
 
     with warnings.catch_warnings():
@@ -367,7 +376,8 @@ def memory_row(X, gender, args, device):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-home", default=default_data_home())
+    parser.add_argument("--data-home", default=default_data_home(),
+                        help="shared data folder, or a .npz of bench/pack_utkface.py")
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke run: 1,000 faces at 32px, 2 folds, 1-2 epochs")
     parser.add_argument("--rows", default="pca,frozen,finetuned,memory",
