@@ -41,7 +41,7 @@ def _jpegs(images):
 def pack(data_home, size, out):
     from skface.datasets import fetch_utkface
 
-    arrays = {}
+    arrays, names = {}, []
     for key, (side, color) in {"rgb": (size, True), "grey": (PCA_SIZE, False)}.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the malformed file names, named in `skipped`
@@ -49,6 +49,8 @@ def pack(data_home, size, out):
                                   download_if_missing=False)
         arrays[f"{key}_jpeg"], arrays[f"{key}_offsets"] = _jpegs(faces.images)
         arrays[f"{key}_size"] = np.array(side)
+        names.append(list(faces.filenames))
+    assert names[0] == names[1], "the two loads listed the faces in different orders"
     np.savez(out, age=faces.age, gender=faces.gender, **arrays)
 
 
