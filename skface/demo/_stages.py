@@ -237,9 +237,12 @@ def stage_sdae(ctx):
         "sdae", "Convolutional stacked denoising autoencoder: age and gender",
         "ConvSDAEFeatures",
     )
+    # Every layer's code, averaged with the mirror image's: better features for the
+    # linear heads at no training cost (bench/RESULTS.md); reconstruct is unchanged.
     sdae = ConvSDAEFeatures(
         s.sdae_channels, pretrain_epochs=s.sdae_pretrain_epochs, batch_size=64,
-        input_size=s.sdae_size, **ctx.estimator_params(),
+        input_size=s.sdae_size, feature_layers="all", flip_average=True,
+        **ctx.estimator_params(),
     )
     if not ctx.present("utkface"):
         train, test = _sample_split(rng)
@@ -298,8 +301,9 @@ def stage_sdae(ctx):
                         f"{m[f'pca{n_pca}_age_mae']:.1f} y (PCA-{n_pca} + same heads)")
     section.notes.append(
         "Heads: StandardScaler + LogisticRegression(C=0.01) for gender, StandardScaler + "
-        "Ridge(alpha=1000) for age, on the frozen encoder's features; the PCA rows are the "
-        "same heads on PCA of the raw pixels."
+        "Ridge(alpha=1000) for age, on the frozen encoder's features (every layer's code, "
+        "averaged with the mirror image's); the PCA rows are the same heads on PCA of the "
+        "raw pixels."
     )
     _denoising_figure(section, sdae, X_test, rng, plot_denoising)
     fig = plot_error_by_age(a_test, np.abs(age_pred - a_test))
