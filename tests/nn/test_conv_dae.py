@@ -213,6 +213,19 @@ def test_trunk_features_lower_layers_pooled_to_highest_grid():
     assert trunk_features(stack.trunk(), x, [0, 1, 2], "avg").shape == (len(x), 4 + 8 + 16)
 
 
+def test_trunk_features_flip_average_mean_with_mirror_and_mirror_invariant():
+    stack = ConvDAEStack(3, (4, 8)).eval()
+    x = _images(size=(16, 12))
+    trunk, layers = stack.trunk(), [0, 1]
+    plain = trunk_features(trunk, x, layers)
+    mirrored = trunk_features(trunk, x.flip(-1), layers)
+    averaged = trunk_features(trunk, x, layers, flip_average=True)
+    torch.testing.assert_close(averaged, (plain + mirrored) / 2)
+    torch.testing.assert_close(trunk_features(trunk, x.flip(-1), layers, flip_average=True),
+                               averaged)
+    assert not torch.allclose(plain, mirrored)
+
+
 def test_convdaestack_layer_sizes_input_then_each_code():
     stack = ConvDAEStack(3, (4, 8, 16))
     assert stack.layer_sizes((48, 50)) == [(48, 50), (24, 25), (12, 13), (6, 7)]
