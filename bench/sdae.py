@@ -18,9 +18,9 @@ of the five). Scores are means over the folds run.
 Rows: PCA-128 (48x48 grey) + LogisticRegression / Ridge; frozen features +
 StandardScaler + LogisticRegression / Ridge (and Ridge on the square root of
 age), the features being a ``FeatureUnion`` of ``LocalContrastNormalizer`` ->
-``ConvSDAEFeatures(feature_layers="all", flip_average=True)`` and a second
+``ConvSDAEFeatures(feature_layers="all", test_flip=True)`` and a second
 encoder on the raw pixels (``--contrast 0`` or ``--no-raw`` for one encoder,
-``--no-flip-average`` for the features of each face alone); the encoder
+``--no-test-flip`` for the features of each face alone); the encoder
 fine-tuned end to end (``SDAEClassifier`` / ``SDAERegressor``) from the
 pretrained weights and from a random start; a grid search over 5
 LogisticRegression settings on the frozen features in a ``Pipeline`` with and
@@ -173,7 +173,7 @@ def frozen_features(args, device, pretrain_epochs=None):
     frozen = dict(convs_per_layer=args.frozen_convs_per_layer,
                   pretrain_epochs=pretrain_epochs, finetune_epochs=0,
                   noise=args.frozen_noise, noise_level=args.frozen_noise_level,
-                  feature_layers=args.feature_layers, flip_average=args.flip_average)
+                  feature_layers=args.feature_layers, test_flip=args.test_flip)
     encoder = _encoder(args, device, layer_channels=args.frozen_channels, **frozen)
     if not args.contrast:
         return encoder
@@ -224,7 +224,7 @@ def frozen_rows(X, gender, age, splits, args, device, pca):
         "pretrain_epochs_per_layer": args.frozen_pretrain_epochs,
         "noise": f"{args.frozen_noise} {args.frozen_noise_level}",
         "feature_layers": args.feature_layers, "pooling": "flatten",
-        "flip_average": args.flip_average,
+        "test_flip": args.test_flip,
         "n_features": int(f_train.shape[1]),
         "features": (f"LocalContrastNormalizer({args.contrast}) -> ConvSDAEFeatures"
                      + (" + raw-pixel ConvSDAEFeatures (FeatureUnion)" if args.with_raw else "")
@@ -415,7 +415,7 @@ def main():
     parser.add_argument("--frozen-noise", default="gaussian", choices=("mask", "gaussian"))
     parser.add_argument("--frozen-noise-level", type=float, default=0.5)
     parser.add_argument("--feature-layers", default="all", help="'top' or 'all'")
-    parser.add_argument("--no-flip-average", dest="flip_average", action="store_false",
+    parser.add_argument("--no-test-flip", dest="test_flip", action="store_false",
                         help="frozen features of each face alone, not averaged with its "
                              "mirror image's")
     parser.add_argument("--C", type=float, default=0.003, help="LogisticRegression's C")

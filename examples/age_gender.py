@@ -11,7 +11,7 @@ of UTKFace for gender (accuracy) and age (mean absolute error, years):
   contrast-normalised faces (``LocalContrastNormalizer``: edges and skin
   texture), beside the codes of a smaller encoder on the raw pixels (colour,
   brightness), joined by a ``FeatureUnion``; each face's features are
-  averaged with those of its mirror image (``flip_average=True``);
+  averaged with those of its mirror image (``test_flip=True``);
 - the pretrained encoder fine-tuned end to end with a head
   (``SDAEClassifier(ConvSDAEFeatures(...))``, ``SDAERegressor(...)``);
 - the same network trained from a random start (no pretraining).
@@ -97,7 +97,7 @@ def main(argv=None):
         # Texture from contrast-normalised faces, colour and brightness from raw pixels;
         # every layer's code, so the linear heads see edges as well as parts; each
         # face's features averaged with its mirror image's.
-        frozen = dict(feature_layers="all", flip_average=True, noise="gaussian",
+        frozen = dict(feature_layers="all", test_flip=True, noise="gaussian",
                       noise_level=0.5, finetune_epochs=0)
         texture = make_pipeline(LocalContrastNormalizer(sigma=2.0),
                                 ConvSDAEFeatures(texture_layers, **{**encoder_defaults,

@@ -28,7 +28,7 @@ ESTIMATORS = [
     ConvSDAEFeatures(layer_channels=(4,), pretrain_epochs=1, batch_size=16),
     # The frozen-features recipe's transform path: every layer, mirror-averaged.
     ConvSDAEFeatures(layer_channels=(4, 4), pretrain_epochs=1, batch_size=16,
-                     feature_layers="all", flip_average=True),
+                     feature_layers="all", test_flip=True),
     # The checks' toy rows are 1-pixel-high strips of unrelated features: flips
     # and shifts would scramble them, so augmentation is off here.
     SDAEClassifier(

@@ -241,7 +241,7 @@ def stage_sdae(ctx):
     # linear heads at no training cost (bench/RESULTS.md); reconstruct is unchanged.
     sdae = ConvSDAEFeatures(
         s.sdae_channels, pretrain_epochs=s.sdae_pretrain_epochs, batch_size=64,
-        input_size=s.sdae_size, feature_layers="all", flip_average=True,
+        input_size=s.sdae_size, feature_layers="all", test_flip=True,
         **ctx.estimator_params(),
     )
     if not ctx.present("utkface"):

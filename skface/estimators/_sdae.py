@@ -113,17 +113,17 @@ class _AugmentNet(FaceNet):
 class _TrunkHead(nn.Module):
     """Encoder trunk, the encoder's features, dropout and a linear head: the fine-tuned model."""
 
-    def __init__(self, trunk, layers, pooling, flip_average, n_features, n_outputs, dropout):
+    def __init__(self, trunk, layers, pooling, test_flip, n_features, n_outputs, dropout):
         super().__init__()
         self.trunk = trunk
         self.layers = layers
         self.pooling = pooling
-        self.flip_average = flip_average
+        self.test_flip = test_flip
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(n_features, n_outputs)
 
     def forward(self, x):
-        features = trunk_features(self.trunk, x, self.layers, self.pooling, self.flip_average)
+        features = trunk_features(self.trunk, x, self.layers, self.pooling, self.test_flip)
         return self.head(self.dropout(features))
 
 
@@ -146,9 +146,9 @@ def _has_inverse(estimator):
             "inverse_transform needs feature_layers='top': the decoder starts from the "
             "top code alone. Use reconstruct(X) to encode and decode images."
         )
-    if estimator.flip_average:
+    if estimator.test_flip:
         raise AttributeError(
-            "inverse_transform needs flip_average=False: averaged with its mirror image's, "
+            "inverse_transform needs test_flip=False: averaged with its mirror image's, "
             "a code no longer describes one image. Use reconstruct(X) to encode and decode "
             "images."
         )
@@ -231,12 +231,13 @@ class ConvSDAEFeatures(
         contrast-normalised input) it gave 0.890 gender accuracy and 8.68
         years of age MAE, against 0.878 and 8.96 for the top layer alone.
         ``inverse_transform`` needs "top".
-    flip_average : bool, default=False
+    test_flip : bool, default=False
         True averages the features of each image with those of its
         left-right mirror image, so a face and its mirror image get the
-        same features. Faces are nearly symmetric, so the mirror image is
-        a second view of the same face, for twice the cost of
-        ``transform``. On UTKFace
+        same features (as ``CenterLossEmbedder(test_flip=True)`` does for
+        embeddings). Faces are nearly symmetric, so the mirror image is a
+        second view of the same face, for twice the cost of
+        ``transform``; the encoder's training does not change. On UTKFace
         48x48 RGB (frozen contrast-normalised and raw encoders, Ridge,
         measured on an inner split of one fold's training faces) it
         lowered the age MAE from 8.18 to 7.71 years. ``inverse_transform``
@@ -330,7 +331,7 @@ class ConvSDAEFeatures(
         noise_level=0.3,
         pooling="flatten",
         feature_layers="top",
-        flip_average=False,
+        test_flip=False,
         input_size=None,
         color=None,
         pretrain_epochs=10,
@@ -349,7 +350,7 @@ class ConvSDAEFeatures(
         self.noise_level = noise_level
         self.pooling = pooling
         self.feature_layers = feature_layers
-        self.flip_average = flip_average
+        self.test_flip = test_flip
         self.input_size = input_size
         self.color = color
         self.pretrain_epochs = pretrain_epochs
@@ -379,7 +380,7 @@ class ConvSDAEFeatures(
         check_number("noise_level", self.noise_level, low=0, high=high)
         check_choice("pooling", self.pooling, POOLINGS)
         _layer_indices(self.feature_layers, len(channels))
-        check_choice("flip_average", self.flip_average, (True, False))
+        check_choice("test_flip", self.test_flip, (True, False))
         check_choice("color", self.color, (None, True, False))
         for name in ("pretrain_epochs", "finetune_epochs"):
             check_number(name, getattr(self, name), numbers.Integral, low=0)
@@ -467,7 +468,7 @@ class ConvSDAEFeatures(
     def _features(self, x):
         x = convert_images(x, self.input_size_, self.n_channels_)
         return trunk_features(self._stack().trunk(), x, self._feature_layers(), self.pooling,
-                              self.flip_average)
+                              self.test_flip)
 
     def transform(self, X):
         """Pooled or flattened codes of the images, from the layers ``feature_layers`` picks.
@@ -487,7 +488,7 @@ class ConvSDAEFeatures(
         """
         images, layout = self._validate_images(X, reset=False)
         check_choice("pooling", self.pooling, POOLINGS)
-        check_choice("flip_average", self.flip_average, (True, False))
+        check_choice("test_flip", self.test_flip, (True, False))
         features = self._apply_batched(self._features, images, device=self._device())
         return features.astype(layout.dtype, copy=False)
 
@@ -694,7 +695,7 @@ class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):
         with seeded(seed, self.device_):
             module = _TrunkHead(
                 trunk, self.encoder_._feature_layers(), self.encoder_.pooling,
-                bool(self.encoder_.flip_average), self.encoder_._n_features_out, n_outputs,
+                bool(self.encoder_.test_flip), self.encoder_._n_features_out, n_outputs,
                 self.dropout,
             )
             x = _load(images, self.input_size_, self.n_channels_, self.device_)
@@ -734,7 +735,7 @@ class SDAEClassifier(ClassifierMixin, _SDAEHeadBase):
 
     The encoder's trunk (its layers' convolutions, batch norms and
     activations) is copied, topped with the encoder's features (its
-    ``feature_layers``, ``pooling`` and ``flip_average``), dropout and a
+    ``feature_layers``, ``pooling`` and ``test_flip``), dropout and a
     linear layer, and trained on the labels with cross-entropy (AdamW,
     cosine learning-rate decay), with random flips and shifts of the
     training images.

@@ -90,7 +90,7 @@ def pool_features(maps, pooling="avgmax"):
     raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
 
 
-def trunk_features(trunk, x, layers=None, pooling="flatten", flip_average=False):
+def trunk_features(trunk, x, layers=None, pooling="flatten", test_flip=False):
     """Features of images from one or several layers of an encoder trunk.
 
     Parameters
@@ -109,7 +109,7 @@ def trunk_features(trunk, x, layers=None, pooling="flatten", flip_average=False)
         highest layer used: every layer then describes the same regions of the face,
         each with its own channels, from edges and texture at the bottom to
         parts at the top (a "hypercolumn").
-    flip_average : bool, default=False
+    test_flip : bool, default=False
         Average the features of each image with those of its left-right
         mirror image (``x.flip(-1)``), so that both get the same features.
 
@@ -118,7 +118,7 @@ def trunk_features(trunk, x, layers=None, pooling="flatten", flip_average=False)
     features : Tensor of shape (n, n_features)
         Layer by layer, bottom first.
     """
-    if flip_average:
+    if test_flip:
         return (trunk_features(trunk, x, layers, pooling)
                 + trunk_features(trunk, x.flip(-1), layers, pooling)) / 2
     n_layers = len(trunk) - 1

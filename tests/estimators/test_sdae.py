@@ -116,28 +116,28 @@ def test_convsdaefeatures_feature_layers_all_ends_with_top_code(faces, fitted):
     assert hasattr(clone(fitted).set_params(feature_layers=[-1]), "inverse_transform")
 
 
-def test_convsdaefeatures_flip_average_mirror_image_gets_same_features(faces, fitted):
-    averaged = clone(fitted).set_params(flip_average=True, feature_layers="all").fit(faces[0])
+def test_convsdaefeatures_test_flip_mirror_image_gets_same_features(faces, fitted):
+    averaged = clone(fitted).set_params(test_flip=True, feature_layers="all").fit(faces[0])
     mirrored = faces[0][:, :, ::-1]  # (n, H, W, C): the width axis
     np.testing.assert_allclose(averaged.transform(mirrored), averaged.transform(faces[0]),
                                rtol=1e-6, atol=1e-6)
 
 
-def test_convsdaefeatures_flip_average_is_mean_with_mirror_features(faces, fitted):
+def test_convsdaefeatures_test_flip_is_mean_with_mirror_features(faces, fitted):
     # The parameter acts in transform: the same fitted weights with and without it.
-    averaged = pickle.loads(pickle.dumps(fitted)).set_params(flip_average=True)
+    averaged = pickle.loads(pickle.dumps(fitted)).set_params(test_flip=True)
     plain, mirrored = fitted.transform(faces[0]), fitted.transform(faces[0][:, :, ::-1])
     np.testing.assert_allclose(averaged.transform(faces[0]), (plain + mirrored) / 2,
                                rtol=1e-6, atol=1e-6)
     assert not np.allclose(plain, mirrored)  # the test images are not symmetric
 
 
-def test_convsdaefeatures_flip_average_has_no_inverse_transform(fitted):
-    averaged = clone(fitted).set_params(flip_average=True)
+def test_convsdaefeatures_test_flip_has_no_inverse_transform(fitted):
+    averaged = clone(fitted).set_params(test_flip=True)
     assert not hasattr(averaged, "inverse_transform")
     with pytest.raises(AttributeError, match="inverse_transform") as error:
         averaged.inverse_transform(np.zeros((1, 72)))
-    assert "flip_average=False" in str(error.value.__cause__)
+    assert "test_flip=False" in str(error.value.__cause__)
 
 
 def test_sdaeclassifier_multi_layer_encoder_fits_head_on_every_layer(faces):
@@ -148,11 +148,11 @@ def test_sdaeclassifier_multi_layer_encoder_fits_head_on_every_layer(faces):
     assert clf.predict(X).shape == (len(X),)
 
 
-def test_sdaeregressor_flip_averaged_encoder_mirror_image_same_prediction(faces):
+def test_sdaeregressor_test_flipd_encoder_mirror_image_same_prediction(faces):
     X, _, target = faces
-    encoder = _encoder(feature_layers="all", flip_average=True, pretrain_epochs=1)
+    encoder = _encoder(feature_layers="all", test_flip=True, pretrain_epochs=1)
     reg = SDAERegressor(encoder, max_epochs=1, random_state=0).fit(X, target)
-    assert reg.net_.module_.flip_average
+    assert reg.net_.module_.test_flip
     np.testing.assert_allclose(reg.predict(X[:, :, ::-1]), reg.predict(X), rtol=1e-5, atol=1e-4)
 
 
@@ -246,7 +246,7 @@ def test_convsdaefeatures_gaussian_noise_two_convs_fits(faces):
         ({"feature_layers": (0, -2)}, "feature_layers"),
         ({"feature_layers": ()}, "feature_layers"),
         ({"feature_layers": (0.5,)}, "feature_layers"),
-        ({"flip_average": "yes"}, "flip_average"),
+        ({"test_flip": "yes"}, "test_flip"),
         ({"input_size": (8,)}, "input_size"),
         ({"color": "rgb"}, "color"),
         ({"pretrain_epochs": -1}, "pretrain_epochs"),
@@ -597,12 +597,12 @@ def test_convsdaefeatures_utkface_contrast_normalised_all_layers_beat_raw_top(
 
 
 @pytest.mark.realdata
-def test_convsdaefeatures_utkface_flip_average_lowers_age_error(
+def test_convsdaefeatures_utkface_test_flip_lowers_age_error(
     utkface_age_split, utkface_contrast_features
 ):
-    # The same fitted encoder: flip_average only changes what transform returns.
+    # The same fitted encoder: test_flip only changes what transform returns.
     mirrored = copy.deepcopy(utkface_contrast_features)
-    mirrored.set_params(convsdaefeatures__flip_average=True)
+    mirrored.set_params(convsdaefeatures__test_flip=True)
     errors = {flip: _ridge_age_mae(features, utkface_age_split)
               for flip, features in ((False, utkface_contrast_features), (True, mirrored))}
     # Measured 10.49 and 9.76 years.

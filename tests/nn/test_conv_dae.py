@@ -213,15 +213,15 @@ def test_trunk_features_lower_layers_pooled_to_highest_grid():
     assert trunk_features(stack.trunk(), x, [0, 1, 2], "avg").shape == (len(x), 4 + 8 + 16)
 
 
-def test_trunk_features_flip_average_mean_with_mirror_and_mirror_invariant():
+def test_trunk_features_test_flip_mean_with_mirror_and_mirror_invariant():
     stack = ConvDAEStack(3, (4, 8)).eval()
     x = _images(size=(16, 12))
     trunk, layers = stack.trunk(), [0, 1]
     plain = trunk_features(trunk, x, layers)
     mirrored = trunk_features(trunk, x.flip(-1), layers)
-    averaged = trunk_features(trunk, x, layers, flip_average=True)
+    averaged = trunk_features(trunk, x, layers, test_flip=True)
     torch.testing.assert_close(averaged, (plain + mirrored) / 2)
-    torch.testing.assert_close(trunk_features(trunk, x.flip(-1), layers, flip_average=True),
+    torch.testing.assert_close(trunk_features(trunk, x.flip(-1), layers, test_flip=True),
                                averaged)
     assert not torch.allclose(plain, mirrored)
 
