@@ -111,8 +111,8 @@ def table_rows(train, test, args, device, baseline, split_name, groups_note):
             pretrain_s = 0.0
             if estimator.encoder_ is not None:
                 pretrain_s = float(sum(
-                    np.sum(net.history[:, "dur"]) for net in estimator.encoder_.layer_nets_
-                    if len(net.history)
+                    np.sum(history[:, "dur"]) for history in estimator.encoder_.pretrain_histories_
+                    if len(history)
                 ))
             results[pretrain, augment] = rmse
             config = {

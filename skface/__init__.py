@@ -20,6 +20,9 @@ _LAZY = {
     "SDAERegressor": "skface.estimators",
     "CenterLossEmbedder": "skface.estimators",
     "KeypointRegressor": "skface.estimators",
+    "load": "skface._persist",
+    "save": "skface._persist",
+    "models": None,
 }
 
 __all__ = ["__version__", *_LAZY]

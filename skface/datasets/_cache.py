@@ -12,7 +12,10 @@ import numpy as np
 from ._home import get_cache_home
 
 # Bump when a fetcher's decoding changes, so stale caches are never served.
-CACHE_VERSION = 1
+# 2: sizes are (height, width) (they were (width, height)). A non-square size
+# tuple keyed under 1 meant the transposed shape, and YouTube's cached
+# original_sizes swapped order too, so no entry written under 1 may be served.
+CACHE_VERSION = 2
 
 
 def _fingerprint(source):

@@ -28,7 +28,9 @@ PARTITION_FILE = "list_eval_partition.txt"
 LANDMARKS_FILE = "list_landmarks_align_celeba.txt"
 TEXT_FILES = (ATTR_FILE, IDENTITY_FILE, PARTITION_FILE, LANDMARKS_FILE)
 
-IMAGE_SIZE = (178, 218)  # (width, height) of every aligned image
+# (height, width) of every aligned image (178 wide, 218 high). Renamed from the
+# (width, height) IMAGE_SIZE so that an old import fails instead of swapping.
+IMAGE_SHAPE = (218, 178)
 SPLITS = {"train": 0, "valid": 1, "test": 2}
 PARTITION_NAMES = ("train", "valid", "test")
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
@@ -88,7 +90,7 @@ def _check_box(box):
     if box is None:
         return None
     box = tuple(int(b) for b in box)
-    width, height = IMAGE_SIZE
+    height, width = IMAGE_SHAPE
     if len(box) != 4 or not (0 <= box[0] < box[2] <= width and 0 <= box[1] < box[3] <= height):
         raise ValueError(
             f"box must be (left, upper, right, lower) inside the {width}x{height} aligned "
@@ -100,10 +102,15 @@ def _check_box(box):
 def _scale_landmarks(landmarks, box, size):
     """Move (n, 5, 2) pixel landmarks of the aligned image into the cropped, resized one."""
     landmarks = landmarks.astype(np.float32)
-    left, upper, right, lower = box or (0, 0) + IMAGE_SIZE
+    height, width = IMAGE_SHAPE
+    left, upper, right, lower = box or (0, 0, width, height)
     landmarks -= np.array([left, upper], dtype=np.float32)
     if size is not None:
-        landmarks *= np.array([size[0] / (right - left), size[1] / (lower - upper)], np.float32)
+        # Points are (x, y) and size is (height, width): x follows the width.
+        new_height, new_width = size
+        landmarks *= np.array(
+            [new_width / (right - left), new_height / (lower - upper)], np.float32
+        )
     return landmarks
 
 
@@ -141,9 +148,10 @@ def fetch_celeba(
         162,770 / 19,867 / 19,962 images, disjoint identities).
     target : {"attributes", "identity", "landmarks"}, default="attributes"
         What ``target`` holds; all three are in the Bunch anyway.
-    size : int or tuple of int (width, height) or None, default=None
-        Output size of each face (an int means a square); None keeps the
-        size of the (cropped) image.
+    size : int or tuple of int (height, width) or None, default=None
+        Output size of each face, rows first as in ``images.shape[1:3]``
+        (an int means a square); None keeps the size of the (cropped)
+        image, (218, 178) without ``box``.
     color : bool, default=True
         Keep the 3 RGB channels; else grey (mean of the channels).
     box : tuple of int (left, upper, right, lower) or None, default=None

@@ -1,6 +1,6 @@
 """Small helpers shared by the fetchers: Bunch assembly and parameter checks."""
 
-import numpy as np
+from .._params import check_size as _check_size
 
 
 def make_bunch(*, images, target=None, return_X_y=False, **fields):
@@ -25,12 +25,10 @@ def check_choice(name, value, choices):
 
 
 def check_size(size, name="size"):
-    """``None`` or a (width, height) pair of positive ints; an int means square."""
-    if size is None:
-        return None
-    if np.isscalar(size):
-        size = (size, size)
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"{name} must be a positive int or a (width, height) pair, got {size!r}.")
-    return size
+    """``(height, width)`` from a fetcher's size parameter (an int means square), or None.
+
+    The estimators' check (``skface._params.check_size``), so that a size
+    means the same in a fetcher as in an estimator's ``input_size``: rows
+    first, as in ``images.shape[1:3]``.
+    """
+    return _check_size(size, name)

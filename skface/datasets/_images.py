@@ -4,6 +4,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ._common import check_size
+
 
 _PROGRESS_MIN = 2000  # images
 
@@ -21,8 +23,9 @@ def read_images(paths, *, box=None, size=None, color=False, n_threads=4):
         Image files; all must decode to the same size after ``box``/``size``.
     box : tuple of int (left, upper, right, lower), default=None
         Crop rectangle in pixels of the source image; None keeps it whole.
-    size : tuple of int (width, height), default=None
-        Output size; None keeps the cropped size.
+    size : int or tuple of int (height, width) or None, default=None
+        Output size, rows first like the returned arrays (and every size in
+        skface); an int means a square. None keeps the cropped size.
     color : bool, default=False
         RGB output when True, else grey.
     n_threads : int, default=4
@@ -37,14 +40,17 @@ def read_images(paths, *, box=None, size=None, color=False, n_threads=4):
     paths = list(paths)
     if not paths:
         raise ValueError("No image files to read.")
+    size = check_size(size)
+    # PIL speaks (width, height): the one conversion from skface's (height, width).
+    pil_size = None if size is None else (size[1], size[0])
 
     def load(path):
         with Image.open(path) as img:
             img = img.convert("RGB") if img.mode != "RGB" else img
             if box is not None:
                 img = img.crop(box)
-            if size is not None and img.size != tuple(size):
-                img = img.resize(tuple(size))
+            if pil_size is not None and img.size != pil_size:
+                img = img.resize(pil_size)
             face = np.asarray(img, dtype=np.float32)
         face /= 255.0
         return face if color else face.mean(axis=2)

@@ -170,9 +170,10 @@ def fetch_imdb_wiki(
     drop_second_face : bool, default=True
         Drop images where the detector found a second face, whose label may
         belong to either person.
-    size : int or tuple of int (width, height) or None, default=64
-        Output size of each face (an int means a square). The crops vary in
-        size, so None works only on a subset whose images all share one.
+    size : int or tuple of int (height, width) or None, default=64
+        Output size of each face, rows first as in ``images.shape[1:3]``
+        (an int means a square). The crops vary in size, so None works only
+        on a subset whose images all share one.
     color : bool, default=True
         Keep the 3 RGB channels; else grey (mean of the channels). Grey
         source images are repeated over 3 channels.

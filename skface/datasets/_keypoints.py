@@ -304,12 +304,13 @@ def _identity(filename):
 
 
 def _image_sizes(paths, n_threads=4):
-    """(width, height) of each image, from the headers only."""
+    """(height, width) of each image, from the headers only."""
     from PIL import Image
 
     def size(path):
         with Image.open(path) as img:
-            return img.size
+            width, height = img.size  # PIL's order
+        return height, width
 
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
         return np.array(list(pool.map(size, paths)), dtype=np.int64).reshape(-1, 2)
@@ -351,7 +352,9 @@ def _youtube_arrays(data_home, subset, size, color, download_if_missing):
         keypoints = frame.to_numpy(dtype=np.float64).reshape(len(frame), -1, 2)
         if size is not None:
             # Coordinates follow the image: x by new/old width, y by new/old height.
-            keypoints = keypoints * (np.asarray(size, dtype=np.float64) / original_sizes)[:, None]
+            # Sizes are (height, width) and points (x, y), hence the reversal.
+            scale = np.asarray(size, dtype=np.float64) / original_sizes
+            keypoints = keypoints * scale[:, None, ::-1]
         images = read_images(paths, size=size, color=color)
         return {
             "images": images,
@@ -403,10 +406,12 @@ def fetch_youtube_faces_keypoints(
     subset : {"train", "test"}, default="train"
         3,462 training or 770 test frames. The same people appear in both
         (different frames); use ``identity`` for person-disjoint splits.
-    size : int or tuple of int (width, height) or None, default=96
-        Output size of every image (an int means square). Keypoints are
-        scaled by ``new_width / width`` in x and ``new_height / height`` in
-        y; multiply by ``original_sizes / size`` to map them back. None keeps
+    size : int or tuple of int (height, width) or None, default=96
+        Output size of every image, rows first as in ``images.shape[1:3]``
+        (an int means square). Keypoints are scaled by ``new_width / width``
+        in x and ``new_height / height`` in y; map them back with
+        ``keypoints * (original_sizes / size)[:, None, ::-1]`` (reversed
+        because points are (x, y) and sizes (height, width)). None keeps
         the files' sizes, which works only when they all agree.
     color : bool, default=False
         Keep the 3 RGB channels; else grey (mean of the channels).
@@ -432,7 +437,8 @@ def fetch_youtube_faces_keypoints(
         filenames : ndarray of shape (n_samples,)
             Image file names, relative to the subset's folder.
         original_sizes : ndarray of shape (n_samples, 2)
-            (width, height) of each image file before resizing.
+            (height, width) of each image file before resizing, in the
+            order of ``size``.
         identity : ndarray of shape (n_samples,)
             Person of each frame (``"Luis_Fonsi"`` for ``Luis_Fonsi_21.jpg``).
         DESCR : str
@@ -467,7 +473,7 @@ def _kaggle_descr(subset):
 
 
 def _youtube_descr(subset, size):
-    shape = "original size" if size is None else f"resized to {size[0]}x{size[1]}"
+    shape = "original size" if size is None else f"resized to (height, width) = {tuple(size)}"
     return (
         f"YouTube Faces keypoints, {subset} subset: video frames with 68 facial "
         f"keypoints (iBUG 300-W layout), 3,462 training and 770 test images, {shape}; "

@@ -74,7 +74,7 @@ def _metadata(folder, filename, download_if_missing):
 
 
 def _output_size(box, resize):
-    """(width, height) after cropping to ``box`` and applying ``resize``."""
+    """(height, width) after cropping to ``box`` and applying ``resize``, or None."""
     width, height = box[2] - box[0], box[3] - box[1]
     if resize is None:
         return None
@@ -82,10 +82,10 @@ def _output_size(box, resize):
         if not resize > 0:
             raise ValueError(f"resize must be positive, got {resize!r}.")
         # int() truncates exactly as scikit-learn does, so shapes agree (62 x 47).
-        return int(resize * width), int(resize * height)
+        return int(resize * height), int(resize * width)
     size = tuple(int(s) for s in resize)
     if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"resize must be a positive float or (width, height), got {resize!r}.")
+        raise ValueError(f"resize must be a positive float or (height, width), got {resize!r}.")
     return size
 
 
@@ -197,9 +197,10 @@ def fetch_lfw_people(
         Keep only people with at least this many images.
     box : tuple of int (left, upper, right, lower), default=(78, 70, 172, 195)
         Crop rectangle in the 250x250 source image (scikit-learn's default).
-    resize : float or tuple of int (width, height) or None, default=0.5
-        Scale factor applied to the crop, or an exact output size; None
-        keeps the crop's size.
+    resize : float or tuple of int (height, width) or None, default=0.5
+        Scale factor applied to the crop, or an exact output size, rows
+        first as in ``images.shape[1:3]``; None keeps the crop's size.
+        The default crop scaled by 0.5 gives (62, 47).
     color : bool, default=False
         Keep the 3 RGB channels; else grey (mean of the channels).
     download_if_missing : bool, default=True

@@ -63,8 +63,10 @@ def fetch_orl_faces(*, data_home=None, size=None, download_if_missing=True, retu
     ----------
     data_home : str or path-like, default=None
         See :func:`~skface.datasets.get_data_home`.
-    size : int or tuple of int (width, height) or None, default=None
-        Output size (an int means square); None keeps 92x112.
+    size : int or tuple of int (height, width) or None, default=None
+        Output size, rows first as in ``images.shape[1:3]`` (an int means
+        square); None keeps the files' (112, 92): 112 high, 92 wide. Half
+        size is ``(56, 46)``.
     download_if_missing : bool, default=True
         Kept for a uniform signature: the files are never downloaded, so
         absent files always raise ``FileNotFoundError``.

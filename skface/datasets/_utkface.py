@@ -84,11 +84,11 @@ def fetch_utkface(
     data_home : str or path-like, default=None
         Data home; the images live in its ``utkface/UTKFace/`` folder. See
         :func:`~skface.datasets.get_data_home`.
-    size : int or tuple of int (width, height) or None, default=64
-        Output size of each face; an int means a square. The originals are
-        200x200: all 23,708 of them at full size in RGB float32 would take
-        11 GB, hence the 64x64 default (12,000 faces: 0.6 GB). None keeps
-        200x200.
+    size : int or tuple of int (height, width) or None, default=64
+        Output size of each face, rows first as in ``images.shape[1:3]``;
+        an int means a square. The originals are 200x200: all 23,708 of
+        them at full size in RGB float32 would take 11 GB, hence the 64x64
+        default (12,000 faces: 0.6 GB). None keeps 200x200.
     color : bool, default=True
         Keep the 3 RGB channels; else grey (mean of the channels).
     target : {"age", "gender", "race"}, default="age"

@@ -2,8 +2,10 @@
 
 from ._dbn import DBNReconstructor
 from ._embedding import CenterLossEmbedder
+from ._encoder import Trunk
 from ._keypoints import KeypointRegressor
-from ._sdae import ConvSDAEFeatures, SDAEClassifier, SDAERegressor
+from ._sdae import ConvSDAEFeatures
+from ._sdae_heads import SDAEClassifier, SDAERegressor
 
 __all__ = [
     "CenterLossEmbedder",
@@ -12,4 +14,5 @@ __all__ = [
     "KeypointRegressor",
     "SDAEClassifier",
     "SDAERegressor",
+    "Trunk",
 ]

@@ -1,17 +1,18 @@
 """Shared estimator machinery: devices, seeding, progress bars, skorch nets, validation."""
 
 import contextlib
+import copy
 import numbers
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
 from skorch import NeuralNet
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, LRScheduler
 
 from .._validation import ImageInputMixin
 
-__all__ = ["FaceEstimatorMixin", "FaceNet", "OneCycleNet", "TensorBatches"]
+__all__ = ["FaceEstimatorMixin", "FaceNet", "LRSchedule", "TensorBatches", "one_cycle"]
 
 
 def resolve_device(device):
@@ -82,8 +83,9 @@ def convert_images(x, size=None, channels=None):
     """
     if channels is not None and x.shape[1] != channels:
         if channels == 1:
-            luma = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-            x = (x * luma).sum(dim=1, keepdim=True)
+            # Python scalars, not a tensor of weights: a tensor built from a list
+            # per batch is a host-to-device copy each time.
+            x = x[:, 0:1] * _LUMA[0] + x[:, 1:2] * _LUMA[1] + x[:, 2:3] * _LUMA[2]
         else:
             x = x.repeat(1, channels, 1, 1)
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
@@ -162,7 +164,7 @@ class FaceNet(NeuralNet):
 
     Attributes
     ----------
-    deferred_loss : bool, class attribute, default=False
+    deferred_loss : bool, class attribute, default=True
         True keeps the batch losses on the device and writes them to
         ``history`` in one transfer at the end of each epoch, instead of
         skorch's ``loss.item()`` (a host synchronisation) per batch.
@@ -171,7 +173,7 @@ class FaceNet(NeuralNet):
         is true are then left out of training.
     """
 
-    deferred_loss = False
+    deferred_loss = True
 
     def __init__(self, *args, seed=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -236,57 +238,88 @@ class FaceNet(NeuralNet):
         self.history.record(prefix + "_batch_count", len(losses))
 
 
-class OneCycleNet(FaceNet):
-    """:class:`FaceNet` with an optional one-cycle learning rate, stepped after every batch.
+class LRSchedule(LRScheduler):
+    """skorch's ``LRScheduler`` that lets go of its torch scheduler when a fit ends.
 
-    The rate rises to ``lr`` and anneals over all the steps of one fit
-    (``max_epochs`` times the batches per epoch), as
-    :class:`torch.optim.lr_scheduler.OneCycleLR` does.
+    The torch scheduler holds the optimizer, and through it the weights:
+    kept after the fit, it would be pickled outside skorch's device-safe
+    path (``net.__getstate__``), so a CUDA-fitted model would not load on a
+    CPU-only machine.
 
     Parameters
     ----------
-    *args, **kwargs
-        As for :class:`FaceNet`.
-    lr_schedule : {"onecycle", "constant"}, default="onecycle"
-        "constant" keeps the rate at ``lr``.
-
-    Attributes
-    ----------
-    cycle_momentum : bool, class attribute, default=True
-        Whether the schedule cycles the optimizer's momentum (or Adam's
-        ``beta1``) inversely to the rate.
-    scheduler_ : OneCycleLR or None
-        The schedule of the fit in progress; None outside a fit.
+    policy : str or class
+        As for :class:`skorch.callbacks.LRScheduler`. OneCycleLR takes its
+        peak rate from the net's ``lr`` and its total steps from the fit
+        (``max_epochs`` times the batches per epoch), so one callback fits
+        any data size.
+    **kwargs
+        As for :class:`skorch.callbacks.LRScheduler`.
     """
 
-    cycle_momentum = True
-
-    def __init__(self, *args, lr_schedule="onecycle", **kwargs):
-        super().__init__(*args, **kwargs)
-        self.lr_schedule = lr_schedule
+    def _one_cycle(self):
+        return self.policy is torch.optim.lr_scheduler.OneCycleLR
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if self._one_cycle() and X is not None:
+            self.max_lr = net.lr
+            self.total_steps = max(net.max_epochs * -(-len(X) // net.batch_size), 1)
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        self.scheduler_ = None
-        if self.lr_schedule == "onecycle" and X is not None:
-            steps = self.max_epochs * -(-len(X) // self.batch_size)
-            self.scheduler_ = torch.optim.lr_scheduler.OneCycleLR(
-                self.optimizer_, max_lr=self.lr, total_steps=max(steps, 1),
-                cycle_momentum=self.cycle_momentum,
-            )
+
+    def on_batch_end(self, net, training, **kwargs):
+        scheduler = getattr(self, "lr_scheduler_", None)
+        # Past the planned steps (batches skipped as too small for batch norm
+        # are not counted, so this is a guard) OneCycleLR would raise.
+        if (self._one_cycle() and scheduler is not None
+                and scheduler.last_epoch >= scheduler.total_steps):
+            return
+        super().on_batch_end(net, training, **kwargs)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         super().on_train_end(net, X=X, y=y, **kwargs)
-        self.scheduler_ = None
+        self.lr_scheduler_ = None
 
-    def train_step(self, batch, **fit_params):
-        step = super().train_step(batch, **fit_params)
-        scheduler = self.scheduler_
-        # Past the planned steps (partial_fit with more epochs) the rate stays at
-        # its final value: OneCycleLR raises when stepped beyond its total.
-        if scheduler is not None and scheduler.last_epoch < scheduler.total_steps:
-            scheduler.step()
-        return step
+
+def one_cycle(cycle_momentum=True):
+    """A named one-cycle schedule callback, stepped after every training batch.
+
+    The rate rises to the net's ``lr`` and anneals over all the steps of one
+    fit, as :class:`torch.optim.lr_scheduler.OneCycleLR` does;
+    ``cycle_momentum`` cycles the optimizer's momentum (or Adam's
+    ``beta1``) inversely to the rate.
+    """
+    return ("lr_scheduler", LRSchedule(
+        policy=torch.optim.lr_scheduler.OneCycleLR, step_every="batch", cycle_momentum=cycle_momentum,
+        max_lr=1.0, total_steps=1,  # both set from the net and the data at train begin
+        last_epoch=-1,  # each fit (a warm start too) runs one whole cycle
+    ))
+
+
+def _check_user_callbacks(callbacks):
+    """A deep copy of a user's callbacks (fitting never changes theirs), checked.
+
+    skface nets train without a validation split, so a callback that watches
+    a validation score would fail deep inside skorch with a ``KeyError``.
+    """
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)):
+        raise ValueError(
+            f"callbacks must be a list of skorch callbacks or (name, callback) pairs, got "
+            f"{type(callbacks).__name__}."
+        )
+    callbacks = copy.deepcopy(list(callbacks))
+    for item in callbacks:
+        callback = item[1] if isinstance(item, tuple) else item
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(monitor, str) and monitor.startswith("valid"):
+            raise ValueError(
+                f"{type(callback).__name__}(monitor={monitor!r}) watches a validation "
+                "score, but skface estimators train without a validation split. Monitor "
+                "the training loss instead, e.g. EarlyStopping(monitor='train_loss') or "
+                "Checkpoint(monitor='train_loss_best')."
+            )
+    return callbacks
 
 
 class FaceEstimatorMixin(ImageInputMixin):
@@ -309,13 +342,52 @@ class FaceEstimatorMixin(ImageInputMixin):
         rng = check_random_state(self.random_state)
         return [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=n)]
 
+    # -- persistence -------------------------------------------------------------
+
+    def save(self, path):
+        """Write the estimator to one file, without pickle; :func:`skface.load` reads it.
+
+        Parameters
+        ----------
+        path : path-like
+            Destination file (``.skface`` is customary).
+
+        Returns
+        -------
+        path : pathlib.Path
+
+        See Also
+        --------
+        skface.save : the same, as a function.
+        """
+        from .._persist import save
+
+        return save(self, path)
+
     # -- skorch ----------------------------------------------------------------
 
+    @staticmethod
+    def _set_progress(net, desc):
+        """Name the stage a multi-stage net trains next on its progress bar."""
+        for _, callback in getattr(net, "callbacks_", ()):
+            if isinstance(callback, _EpochProgress):
+                callback.desc = desc
+
     def _make_net(self, module, *, desc, net_class=FaceNet, callbacks=(), **kwargs):
-        """A skorch net on ``device_`` that iterates over in-memory tensors."""
-        callbacks = list(callbacks or ())
-        if self.verbose:
-            callbacks.append(("progress", _EpochProgress(desc)))
+        """A skorch net on ``device_`` that iterates over in-memory tensors.
+
+        ``module`` is a module class, built by skorch from the ``module__``
+        keyword arguments: a net whose module is a class pickles its weights
+        only through skorch's device-safe path, and its spec (class plus
+        arguments) is what :func:`skface.save` writes. ``callbacks`` are the
+        estimator's own; the user's ``callbacks`` parameter is added to them
+        (a copy: fitting never changes the caller's callback objects).
+        """
+        if not isinstance(module, type):
+            raise TypeError(
+                f"_make_net takes a module class plus module__ arguments, got an instance "
+                f"of {type(module).__name__}."
+            )
         kwargs.setdefault("criterion", torch.nn.MSELoss)
         return net_class(
             module,
@@ -323,12 +395,19 @@ class FaceEstimatorMixin(ImageInputMixin):
             iterator_train__shuffle=True,
             iterator_valid=TensorBatches,
             train_split=None,
-            callbacks=callbacks,
+            callbacks=self._net_callbacks(callbacks, desc),
             device=self.device_,
             # skorch's per-epoch table only at verbose >= 2; bars at 1.
             verbose=int(self.verbose >= 2),
             **kwargs,
         )
+
+    def _net_callbacks(self, own, desc):
+        """A net's callbacks: the estimator's own, a copy of the user's, the progress bar."""
+        callbacks = list(own or ()) + _check_user_callbacks(getattr(self, "callbacks", None))
+        if self.verbose:
+            callbacks.append(("progress", _EpochProgress(desc)))
+        return callbacks
 
     @staticmethod
     @torch.no_grad()

@@ -147,8 +147,12 @@ class DBNReconstructor(
     image_shape : tuple of int (H, W) or (H, W, C), default=None
         Shape of one image, to read flat rows of ``X``; 3-D and 4-D ``X``
         carry their own shape.
-    callbacks : list of skorch callbacks, default=None
-        Added to the fine-tuning net ``net_`` (e.g. ``EarlyStopping``).
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        Added to every stage's net, each RBM's and the fine-tuning net
+        ``net_`` (each gets its own copy: the objects passed are not
+        changed). There is no validation split: early stopping watches the
+        training loss, ``EarlyStopping(monitor="train_loss")``, and stops
+        the stage it runs in.
     device : str, default="auto"
         Torch device; "auto" is CUDA when available, else CPU. On CUDA the
         matmuls run in bfloat16 autocast.
@@ -352,7 +356,6 @@ class DBNReconstructor(
             self.net_ = self._make_net(
                 _DeepAutoencoder,
                 desc="fine-tune",
-                callbacks=self.callbacks,
                 seed=net_seeds[-1],
                 module__layer_sizes=layer_sizes,
                 module__visible=self.visible_units,

@@ -17,19 +17,27 @@ from ..backbones import build_backbone
 from ..nn.augment import center_crop, random_crop, random_flip
 from ..nn.heads import ScaledLinearHead
 from ..nn.losses import SoftmaxCenterLoss
-from ._base import FaceEstimatorMixin, OneCycleNet, autocast, on_cuda, seeded, to_tensor
+from ._base import FaceEstimatorMixin, FaceNet, autocast, on_cuda, one_cycle, seeded, to_tensor
 
 __all__ = ["CenterLossEmbedder"]
 
 
 class _EmbeddingModule(nn.Module):
-    """Standardise, backbone, unit-normalise; ``head`` gives training logits."""
+    """Standardise, backbone, unit-normalise; ``head`` gives training logits.
 
-    def __init__(self, backbone, embedding_dim, n_classes, *, logit_scale, cosine_head,
-                 mean, std):
+    Built from data alone (the backbone's registered name or class and its
+    arguments), so that skorch pickles it device-safely and
+    :func:`skface.save` can write it as a spec plus a state dict.
+    """
+
+    def __init__(self, backbone, in_channels, embedding_dim, n_classes, *, feature_dim,
+                 logit_scale, cosine_head, mean, std, backbone_params=None):
         super().__init__()
-        self.backbone = backbone
-        self.head = ScaledLinearHead(embedding_dim, n_classes, logit_scale, cosine_head)
+        self.backbone = build_backbone(
+            backbone, in_channels=in_channels, embedding_dim=embedding_dim,
+            **(backbone_params or {}),
+        )
+        self.head = ScaledLinearHead(feature_dim, n_classes, logit_scale, cosine_head)
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
@@ -39,7 +47,7 @@ class _EmbeddingModule(nn.Module):
         return F.normalize(features.float(), dim=1)
 
 
-class _EmbedderNet(OneCycleNet):
+class _EmbedderNet(FaceNet):
     """skorch net for softmax + center loss, with little host work per batch.
 
     Per batch: augmentation on the device, one forward and backward, the
@@ -47,10 +55,6 @@ class _EmbedderNet(OneCycleNet):
     ``.item()``: the batch losses reach the history once per epoch
     (``deferred_loss``).
     """
-
-    deferred_loss = True
-    # Momentum stays as the user set it: cycling it would override momentum=0.
-    cycle_momentum = False
 
     def __init__(self, *args, crop_size=None, flip=True, **kwargs):
         super().__init__(*args, **kwargs)
@@ -159,8 +163,11 @@ class CenterLossEmbedder(
         optimizer starts afresh (new head rows need new parameters).
     image_shape : tuple of int (H, W) or (H, W, C), default=None
         Shape of one image, to read flat rows of ``X``.
-    callbacks : list of skorch callbacks, default=None
-        Added to ``net_``.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        Added to ``net_`` (a copy: the objects passed are not changed; the
+        fitted ones are in ``net_.callbacks_``). There is no validation
+        split: early stopping watches the training loss,
+        ``EarlyStopping(monitor="train_loss")``.
     device : str, default="auto"
         Torch device; "auto" is CUDA when available, else CPU.
     random_state : int, RandomState instance or None, default=None
@@ -183,6 +190,11 @@ class CenterLossEmbedder(
         The class centers after training.
     embedding_dim_ : int
         Size of the embeddings ``transform`` returns.
+    crop_size_ : int or None
+    test_flip_ : bool
+        ``crop_size`` and ``test_flip`` at the last ``fit``: ``transform``
+        uses these, so ``set_params`` after a fit changes nothing until the
+        next one.
     image_shape_ : tuple of int (H, W, C)
         Shape of the images seen in ``fit``.
     n_features_in_ : int
@@ -286,9 +298,20 @@ class CenterLossEmbedder(
         check_number("batch_size", self.batch_size, numbers.Integral, low=1)
         if self.crop_size is not None:
             check_number("crop_size", self.crop_size, numbers.Integral, low=1)
+        if self.test_flip not in (True, False):
+            raise ValueError(f"test_flip must be True or False, got {self.test_flip!r}.")
         if self.lr_schedule not in ("onecycle", "constant"):
             raise ValueError(
                 f"lr_schedule must be 'onecycle' or 'constant', got {self.lr_schedule!r}."
+            )
+        if isinstance(self.backbone, nn.Module):
+            raise TypeError(
+                f"backbone must be a registered name or an nn.Module class (or factory), "
+                f"not a module instance ({type(self.backbone).__name__}): the network is "
+                "built from a class plus backbone_params, so that a fitted model pickles "
+                "device-safely and saves as a spec plus weights. Pass "
+                f"backbone={type(self.backbone).__name__} and its arguments in "
+                "backbone_params, or register it under the 'skface.backbones' entry points."
             )
         params = self.backbone_params or {}
         if not isinstance(params, dict):
@@ -303,7 +326,6 @@ class CenterLossEmbedder(
             batch_size=self.batch_size,
             crop_size=self.crop_size,
             flip=self.flip,
-            lr_schedule=self.lr_schedule,
             optimizer__momentum=self.momentum,
             optimizer__nesterov=self.momentum > 0,
             optimizer__weight_decay=self.weight_decay,
@@ -369,29 +391,36 @@ class CenterLossEmbedder(
             if self.max_epochs:
                 self.net_.partial_fit(x, targets)
         self.centers_ = self.net_.criterion_.center_loss.centers.detach().cpu().numpy().copy()
+        # What transform does is fixed by the fit, whatever set_params does later.
+        self.crop_size_ = self.crop_size
+        self.test_flip_ = bool(self.test_flip)
         return self
+
+    def _schedule(self):
+        # Momentum stays as the user set it: cycling it would override momentum=0.
+        return [one_cycle(cycle_momentum=False)] if self.lr_schedule == "onecycle" else []
 
     def _build_net(self, images, n_classes, backbone_params, seed):
         """An initialised net for ``n_classes`` identities, and the embedding size."""
         channels = images.shape[1]
-        backbone = build_backbone(
-            self.backbone, in_channels=channels, embedding_dim=self.embedding_dim,
-            **backbone_params,
-        )
+        backbone = dict(backbone=self.backbone, in_channels=channels,
+                        embedding_dim=self.embedding_dim, backbone_params=backbone_params)
         dim = self._probe_dim(backbone, images)
         mean = images.mean(axis=(0, 2, 3), dtype=np.float64)
         std = images.std(axis=(0, 2, 3), dtype=np.float64)
-        module = _EmbeddingModule(
-            backbone, dim, n_classes,
-            logit_scale=self.logit_scale, cosine_head=self.cosine_head,
-            mean=mean, std=np.where(std > 1e-6, std, 1.0),
-        )
         net = self._make_net(
-            module,
+            _EmbeddingModule,
             desc="CenterLossEmbedder",
             net_class=_EmbedderNet,
-            callbacks=self.callbacks,
+            callbacks=self._schedule(),
             seed=seed,
+            **{f"module__{k}": v for k, v in backbone.items()},
+            module__n_classes=n_classes,
+            module__feature_dim=dim,
+            module__logit_scale=self.logit_scale,
+            module__cosine_head=self.cosine_head,
+            module__mean=mean.tolist(),
+            module__std=np.where(std > 1e-6, std, 1.0).tolist(),
             criterion=SoftmaxCenterLoss,
             criterion__n_classes=n_classes,
             criterion__n_features=dim,
@@ -406,24 +435,32 @@ class CenterLossEmbedder(
         return net, dim
 
     def _probe_dim(self, backbone, images):
-        """Output size of the backbone, from one small forward pass."""
+        """Output size of the backbone, from one shape-only pass on the meta device."""
         height, width = images.shape[2:]
         size = (height, width) if self.crop_size is None else self.crop_size
-        # On the backbone's device: a module instance may already live on a GPU.
-        device = next(iter(backbone.parameters()), torch.empty(0)).device
-        sample = center_crop(torch.from_numpy(images[:2]), size).contiguous().to(device)
-        training = backbone.training
-        backbone.eval()
+        sample = center_crop(torch.from_numpy(images[:2]), size).contiguous()
         try:
-            with torch.no_grad():
-                out = backbone(sample)
+            # No weights made and no random numbers drawn: the seeded
+            # initialisation of the real net is the same with or without the probe.
+            with torch.device("meta"):
+                module = build_backbone(
+                    backbone["backbone"], in_channels=backbone["in_channels"],
+                    embedding_dim=backbone["embedding_dim"],
+                    **(backbone["backbone_params"] or {}),
+                ).eval()
+                out = module(sample.to("meta"))
+        except (ValueError, TypeError) as exc:
+            if "backbone" in str(exc):
+                raise  # a bad name, factory or parameter: already says what is wrong
+            raise ValueError(
+                f"The backbone failed on images of shape {tuple(sample.shape[1:])} (C, H, W): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         except Exception as exc:
             raise ValueError(
                 f"The backbone failed on images of shape {tuple(sample.shape[1:])} (C, H, W): "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        finally:
-            backbone.train(training)
         if out.ndim != 2 or out.shape[0] != len(sample):
             raise ValueError(
                 f"The backbone must return (n, embedding_dim) features; got shape "
@@ -439,12 +476,15 @@ class CenterLossEmbedder(
             self.classes_ = np.concatenate([self.classes_, new])
             net.module_.head.add_classes(len(new))
             net.criterion_.center_loss.add_classes(len(new))
-            # Kept in step so that the net's parameters describe its modules.
-            net.criterion__n_classes = len(self.classes_)
+            # Kept in step so that the net's parameters describe its modules: the
+            # spec that skface.save writes and skface.load rebuilds from.
+            net.criterion__n_classes = net.module__n_classes = len(self.classes_)
         net.criterion_.lambda_center = self.lambda_center
         net.criterion_.center_loss.alpha = self.alpha_center
         for name, value in self._net_settings().items():
             setattr(net, name, value)
+        net.callbacks = self._net_callbacks(self._schedule(), "CenterLossEmbedder")
+        net.initialize_callbacks()
         # The head's parameters were replaced: the optimizer must hold the new ones.
         net.initialize_optimizer()
         sorter = np.argsort(self.classes_)
@@ -458,10 +498,10 @@ class CenterLossEmbedder(
 
     def _embed(self, x):
         module = self.net_.module_
-        if self.crop_size is not None:
-            x = center_crop(x, self.crop_size)
+        if self.crop_size_ is not None:
+            x = center_crop(x, self.crop_size_)
         embeddings = module(x)
-        if self.test_flip:
+        if self.test_flip_:
             embeddings = F.normalize(embeddings + module(x.flip(3)), dim=1)
         return embeddings
 

@@ -1,6 +1,5 @@
 """KeypointRegressor: facial keypoints by a CNN, with missing labels and SDAE pretraining."""
 
-import copy
 import numbers
 import warnings
 
@@ -13,19 +12,21 @@ from torch import nn
 from .._params import check_number, check_size
 from .._validation import check_images
 from ..metrics import keypoint_rmse
-from ..nn.conv_dae import ConvDAEStack
 from ..nn.keypoints import augment_keypoints, default_flip_pairs, flip_permutation
 from ..nn.losses import MaskedMSELoss
+from ..nn.trunk import ConvTrunk, TrunkKeypointHead
 from ._base import (
     FaceEstimatorMixin,
-    OneCycleNet,
+    FaceNet,
     autocast,
     convert_images,
     on_cuda,
+    one_cycle,
     seeded,
     to_tensor,
 )
-from ._sdae import ConvSDAEFeatures, _is_fitted, check_encoder
+from ._encoder import check_encoder, is_fitted
+from ._sdae import ConvSDAEFeatures
 
 __all__ = ["KeypointRegressor"]
 
@@ -35,45 +36,14 @@ _POOLINGS = ("avg", "flatten")
 # -- the network -----------------------------------------------------------------------
 
 
-class _KeypointModule(nn.Module):
-    """Conv trunk, pooling, dropout and a linear head to normalised (x, y) coordinates.
-
-    The head starts at zero weights and the mean training shape as its bias,
-    so training begins from the mean-shape prediction rather than from noise.
-    """
-
-    def __init__(self, trunk, pooling, n_features, n_outputs, dropout, mean_shape):
-        super().__init__()
-        self.trunk = trunk
-        self.pooling = pooling
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(n_features, n_outputs)
-        with torch.no_grad():
-            self.head.weight.zero_()
-            self.head.bias.copy_(torch.as_tensor(mean_shape, dtype=torch.float32))
-
-    def features(self, x):
-        maps = self.trunk(x)
-        return maps.mean(dim=(2, 3)) if self.pooling == "avg" else maps.flatten(1)
-
-    def forward(self, x):
-        features = self.dropout(self.features(x))
-        # The head in float32 even under autocast: bfloat16 keeps about 3 digits,
-        # a fifth of a pixel on a 96-pixel face.
-        with torch.autocast(features.device.type, enabled=False):
-            return self.head(features.float())
-
-
-class _KeypointNet(OneCycleNet):
-    """skorch net: keypoint-consistent augmentation on the device, one-cycle rate, few syncs.
+class _KeypointNet(FaceNet):
+    """skorch net: keypoint-consistent augmentation on the device, few syncs.
 
     Targets are normalised coordinates ``(n, 2K)`` in [-1, 1] of the model's
     input (NaN where missing). Per batch there is no host synchronisation:
-    batch losses reach ``history`` once per epoch (``deferred_loss``), as
-    in CenterLossEmbedder.
+    batch losses reach ``history`` once per epoch (``deferred_loss``), and
+    the augmentation's constants are built once per fit.
     """
-
-    deferred_loss = True
 
     def __init__(self, *args, flip_perm=None, rotation=0.0, scale=0.0, shift=0.0, **kwargs):
         super().__init__(*args, **kwargs)
@@ -81,6 +51,21 @@ class _KeypointNet(OneCycleNet):
         self.rotation = rotation
         self.scale = scale
         self.shift = shift
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        # Built once on the device: a tensor from a Python list per batch is a
+        # host-to-device copy each step.
+        self.flip_perm_ = (None if self.flip_perm is None
+                           else torch.as_tensor(self.flip_perm, device=self.device))
+        self.half_ = None
+        if X is not None:
+            height, width = X.shape[-2:]
+            self.half_ = torch.tensor([width / 2.0, height / 2.0], device=self.device)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        self.flip_perm_ = self.half_ = None
 
     def _skip_batch(self, batch, iterator):
         # Batch norm cannot train on one image: skip a last training batch of one,
@@ -91,13 +76,11 @@ class _KeypointNet(OneCycleNet):
         flip = self.flip_perm is not None
         if not (flip or self.rotation or self.scale or self.shift):
             return x, y
-        height, width = x.shape[-2:]
-        half = torch.tensor([width / 2.0, height / 2.0], device=y.device)
+        half = self.half_
         points = (y.view(len(y), -1, 2) + 1) * half  # normalised -> pixels
-        perm = None if self.flip_perm is None else self.flip_perm.to(x.device)
         x, points = augment_keypoints(
-            x, points, perm=perm, flip=flip, rotation=self.rotation, scale=self.scale,
-            shift=self.shift, generator=self.generator_,
+            x, points, perm=self.flip_perm_, flip=flip, rotation=self.rotation,
+            scale=self.scale, shift=self.shift, generator=self.generator_,
         )
         if on_cuda(x.device):
             x = x.contiguous(memory_format=torch.channels_last)  # grid_sample returns NCHW
@@ -261,8 +244,12 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
     batch_size : int, default=64
     image_shape : tuple of int (H, W) or (H, W, C), default=None
         Shape of one image, to read flat rows of ``X``.
-    callbacks : list of skorch callbacks, default=None
-        Added to ``net_``.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        Added to ``net_`` (a copy: the objects passed are not changed; the
+        fitted ones are in ``net_.callbacks_``). There is no validation
+        split: early stopping watches the training loss,
+        ``EarlyStopping(monitor="train_loss")``. Pretraining an encoder
+        (``pretrain="sdae"``) does not use them.
     device : str, default="auto"
         Torch device; "auto" is CUDA when available.
     random_state : int, RandomState instance or None, default=None
@@ -483,23 +470,29 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
         seed, pretrain_seed, net_seed = self._seeds(3)
         with seeded(seed, self.device_):
             x = self._load(images, self.device_)
-            trunk, self.encoder_ = self._build_trunk(x, encoder, pretrain_seed)
-            n_features = self._probe_features(trunk, x)
-            module = _KeypointModule(
-                trunk, self.pooling, n_features, 2 * self.n_keypoints_, self.dropout,
-                mean_shape=2 * self.mean_shape_.ravel() - 1,
-            )
-            targets = to_tensor((2 * relative - 1).reshape(len(images), -1), self.device_)
+            trunk, self.encoder_ = self._trunk(x, encoder, pretrain_seed)
             self.net_ = self._make_net(
-                module, desc="KeypointRegressor", net_class=_KeypointNet, seed=net_seed,
-                callbacks=self.callbacks, criterion=MaskedMSELoss,
+                TrunkKeypointHead, desc="KeypointRegressor", net_class=_KeypointNet,
+                seed=net_seed, module__trunk=trunk.kwargs if trunk else self._trunk_kwargs(),
+                module__pooling=self.pooling,
+                module__n_features=self._n_trunk_features(trunk, x),
+                module__n_outputs=2 * self.n_keypoints_, module__dropout=self.dropout,
+                module__mean_shape=(2 * self.mean_shape_.ravel() - 1).tolist(),
+                callbacks=[one_cycle()], criterion=MaskedMSELoss,
                 optimizer=torch.optim.AdamW, optimizer__weight_decay=self.weight_decay,
                 max_epochs=self.max_epochs, lr=self.lr, batch_size=self.batch_size,
-                flip_perm=perm, rotation=self.rotation, scale=self.scale, shift=self.shift,
+                flip_perm=None if perm is None else [int(i) for i in perm],
+                rotation=self.rotation, scale=self.scale, shift=self.shift,
             )
             self.net_.initialize()
+            if trunk is None:
+                self.net_.module_.trunk[0].fit(x)  # the pixel standardisation
+            else:
+                # A copy of the encoder's weights: training never changes the encoder.
+                self.net_.module_.trunk.load_state_dict(trunk.state_dict)
             if on_cuda(self.device_):
                 self.net_.module_.to(memory_format=torch.channels_last)
+            targets = to_tensor((2 * relative - 1).reshape(len(images), -1), self.device_)
             if self.max_epochs:
                 self.net_.partial_fit(x, targets)
         self.net_.module_.eval()
@@ -513,22 +506,27 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
             for i in range(0, len(images), batch_size)
         ])
 
-    def _build_trunk(self, x, encoder, seed):
-        """The conv trunk (a copy, on the device) and the encoder it came from, if any."""
+    def _trunk_kwargs(self):
+        return dict(
+            in_channels=self.n_channels_,
+            layer_channels=tuple(int(c) for c in np.atleast_1d(self.layer_channels)),
+            n_convs=self.convs_per_layer,
+        )
+
+    def _trunk(self, x, encoder, seed):
+        """The exported trunk of the encoder (fitted here if needed) and the encoder.
+
+        (None, None) without an encoder or pretraining: the net builds a fresh trunk.
+        """
         if encoder is None and self.pretrain is None:
-            stack = ConvDAEStack(
-                self.n_channels_, [int(c) for c in np.atleast_1d(self.layer_channels)],
-                n_convs=self.convs_per_layer,
-            ).to(self.device_)
-            stack.standardize.fit(x)
-            return stack.trunk(), None
+            return None, None
         if encoder is None:
             encoder = ConvSDAEFeatures(
                 tuple(int(c) for c in np.atleast_1d(self.layer_channels)),
                 convs_per_layer=self.convs_per_layer, pretrain_epochs=self.pretrain_epochs,
                 batch_size=self.batch_size,
             )
-        if not _is_fitted(encoder):
+        if not is_fitted(encoder):
             # The encoder sees exactly what the regressor will: resized, converted images.
             encoder = clone(encoder).set_params(
                 input_size=None, color=None, image_shape=None, device=self.device_,
@@ -542,18 +540,13 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
                 f"models {self.n_channels_}; set color={encoder.n_channels_ == 3} or refit "
                 "the encoder."
             )
-        stack = encoder.net_.module_.stack
-        # A copy: fine-tuning never changes the encoder the caller passed.
-        trunk = copy.deepcopy(stack.trunk()).to(self.device_)
-        return trunk, encoder
+        return encoder.export_trunk(), encoder
 
-    def _probe_features(self, trunk, x):
-        """Number of pooled features, from one forward pass on two images."""
-        training = trunk.training
-        trunk.eval()
-        with torch.no_grad():
-            maps = trunk(x[:2].float())
-        trunk.train(training)
+    def _n_trunk_features(self, trunk, x):
+        """Number of pooled features, from a shape-only pass on the meta device."""
+        kwargs = trunk.kwargs if trunk else self._trunk_kwargs()
+        with torch.device("meta"):  # no weights made, no random numbers drawn
+            maps = ConvTrunk(**kwargs).eval()(torch.empty(1, *x.shape[1:]))
         return int(maps.shape[1] if self.pooling == "avg" else maps[0].numel())
 
     # -- inference -----------------------------------------------------------------------

@@ -174,15 +174,25 @@ def random_affine(n, size, *, flip=False, rotation=0.0, scale=0.0, shift=0.0,
 
 
 def _grid_theta(matrix, size):
-    """``affine_grid``'s theta (output -> input, normalised) for a forward pixel map."""
+    """``affine_grid``'s theta (output -> input, normalised) for a forward pixel map.
+
+    The linear part ``A = [[a, b], [c, d]]`` must be invertible (those of
+    :func:`random_affine` always are: their determinant is plus or minus the
+    zoom squared); a singular one gives infinities.
+    """
     height, width = size
-    linear, offset = matrix[:, :, :2], matrix[:, :, 2:]
-    inverse = torch.linalg.inv(linear)
-    # Normalised coordinates are u = N q with N = diag(2/W, 2/H).
-    norm = torch.tensor([2.0 / width, 2.0 / height], device=matrix.device)
-    a = inverse * norm[:, None] / norm[None, :]  # N A^-1 N^-1
-    b = -(inverse @ offset).squeeze(-1) * norm  # -N A^-1 t
-    return torch.cat([a, b[:, :, None]], dim=2)
+    a, b, tx = matrix[:, 0, 0], matrix[:, 0, 1], matrix[:, 0, 2]
+    c, d, ty = matrix[:, 1, 0], matrix[:, 1, 1], matrix[:, 1, 2]
+    # A^-1 in closed form: torch.linalg.inv checks on the host that A is
+    # invertible, which waits for the device once per batch on CUDA.
+    det = a * d - b * c
+    i00, i01, i10, i11 = d / det, -b / det, -c / det, a / det
+    # Normalised coordinates are u = N q with N = diag(2/W, 2/H), so theta is
+    # [N A^-1 N^-1 | -N A^-1 t]; N's entries are Python numbers, never a tensor
+    # copied from the host.
+    row0 = [i00, i01 * (height / width), -(i00 * tx + i01 * ty) * (2.0 / width)]
+    row1 = [i10 * (width / height), i11, -(i10 * tx + i11 * ty) * (2.0 / height)]
+    return torch.stack([torch.stack(row0, dim=1), torch.stack(row1, dim=1)], dim=1)
 
 
 def warp_images(images, matrix, *, padding_mode="border"):
@@ -224,15 +234,16 @@ def warp_keypoints(keypoints, matrix, size, flipped=None, perm=None):
     flipped : BoolTensor of shape (n,), default=None
         Mirrored images, whose keypoints are relabelled by ``perm``.
     perm : LongTensor of shape (K,), default=None
-        From :func:`flip_permutation`.
+        From :func:`flip_permutation`, on the keypoints' device: indexing
+        CUDA keypoints with a CPU ``perm`` copies it over and waits for the
+        copy, on every call.
 
     Returns
     -------
     warped : Tensor of shape (n, K, 2)
     """
     height, width = size
-    centre = torch.tensor([width / 2.0, height / 2.0], device=keypoints.device,
-                          dtype=keypoints.dtype)
+    centre = _xy(width / 2.0, height / 2.0, keypoints)
     q = keypoints - centre
     linear = matrix[:, :, :2].to(keypoints.dtype)
     offset = matrix[:, :, 2].to(keypoints.dtype)
@@ -240,6 +251,15 @@ def warp_keypoints(keypoints, matrix, size, flipped=None, perm=None):
     if flipped is not None and perm is not None:
         out = torch.where(flipped[:, None, None], out[:, perm], out)
     return out
+
+
+def _xy(x, y, like):
+    """The (2,) tensor ``(x, y)`` with ``like``'s dtype and device, filled there.
+
+    ``torch.tensor([x, y], device="cuda")`` copies from the host and waits
+    for the copy: a synchronisation on every call.
+    """
+    return torch.stack([like.new_full((), x), like.new_full((), y)])
 
 
 def augment_keypoints(images, keypoints, *, perm=None, flip=False, rotation=0.0, scale=0.0,
@@ -253,6 +273,7 @@ def augment_keypoints(images, keypoints, *, perm=None, flip=False, rotation=0.0,
         (x, y) in pixels of ``images``; NaN where missing.
     perm : LongTensor of shape (K,), default=None
         Left/right relabelling (:func:`flip_permutation`); needed for ``flip``.
+        On the images' device (build it there once, not per batch).
     flip, rotation, scale, shift : see :func:`random_affine`
     generator : torch.Generator, default=None
         On the images' device.

@@ -76,7 +76,10 @@ class CenterLoss(nn.Module):
         """
         diff = self.centers[labels] - features.detach().float()
         delta = torch.zeros_like(self.centers).index_add_(0, labels, diff)
-        counts = torch.bincount(labels, minlength=self.n_classes).to(delta.dtype)
+        # Counts by a fixed-size scatter: bincount's output size depends on the
+        # labels' maximum, which it reads back from the device (a sync per batch).
+        ones = torch.ones(labels.shape, dtype=delta.dtype, device=delta.device)
+        counts = delta.new_zeros(self.n_classes).index_add_(0, labels, ones)
         self.centers.sub_(self.alpha * delta / (1.0 + counts).unsqueeze(1))
 
     @torch.no_grad()

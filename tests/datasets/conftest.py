@@ -8,10 +8,11 @@ LFW_PEOPLE = {"Alice_Smith": 3, "Bob_Jones": 2, "Carol_White": 1}
 
 
 def write_jpeg(path, rng, size=(250, 250)):
+    """A random RGB JPEG of ``size`` = (height, width), skface's order."""
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    pixels = rng.integers(0, 256, size + (3,), dtype=np.uint8)
     Image.fromarray(pixels).save(path, quality=95)
 
 

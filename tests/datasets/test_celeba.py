@@ -115,16 +115,34 @@ def test_fetch_celeba_target_choice_sets_target(celeba_home, target, shape):
 
 
 def test_fetch_celeba_box_and_size_move_landmarks_with_image(celeba_home):
-    box, size = (9, 29, 169, 189), (80, 40)
+    box, size = (9, 29, 169, 189), (40, 80)  # size is (height, width)
     bunch = fetch_celeba(data_home=celeba_home, box=box, size=size, target="landmarks")
     assert bunch.images.shape == (N, 40, 80, 3)
     raw = _landmarks().reshape(N, 5, 2).astype(np.float64)
+    # Landmarks are (x, y): x scales with the width (80), y with the height (40).
     expected = (raw - [9, 29]) * [80 / 160, 40 / 160]
     np.testing.assert_allclose(bunch.landmarks, expected, rtol=1e-6)
     np.testing.assert_allclose(bunch.target, expected.reshape(N, 10), rtol=1e-6)
     cropped = fetch_celeba(data_home=celeba_home, box=box)
     assert cropped.images.shape == (N, 160, 160, 3)
     np.testing.assert_allclose(cropped.landmarks, raw - [9, 29])
+
+
+@pytest.mark.parametrize("color, channels", [(True, (3,)), (False, ())])
+def test_fetch_celeba_non_square_size_is_height_width(celeba_home, color, channels):
+    bunch = fetch_celeba(data_home=celeba_home, size=(12, 30), color=color)
+    assert bunch.images.shape == (N, 12, 30) + channels
+    # x scales by the new width over 178, y by the new height over 218.
+    raw = _landmarks().reshape(N, 5, 2).astype(np.float64)
+    np.testing.assert_allclose(bunch.landmarks, raw * [30 / 178, 12 / 218], rtol=1e-6)
+
+
+def test_fetch_celeba_size_of_aligned_image_keeps_pixels(celeba_home):
+    # (218, 178) is the aligned image's own (height, width): nothing is resized.
+    full = fetch_celeba(data_home=celeba_home, max_images=2)
+    same = fetch_celeba(data_home=celeba_home, max_images=2, size=(218, 178))
+    np.testing.assert_array_equal(same.images, full.images)
+    np.testing.assert_allclose(same.landmarks, full.landmarks)
 
 
 def test_fetch_celeba_max_images_keeps_first_of_split(celeba_home):

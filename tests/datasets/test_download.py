@@ -136,3 +136,23 @@ def test_cached_arrays_key_changes_with_params(tmp_path):
     (src / "new_file").touch()  # the source folder changed: decode again
     cached_arrays("t", {"v": 1}, src, compute(1), cache_home=tmp_path / "c")
     assert calls == [1, 2, 1]
+
+
+def test_cached_arrays_entry_keyed_as_width_height_not_served(tmp_path, monkeypatch):
+    from skface.datasets import _cache
+
+    # Under version 1 a size tuple meant (width, height): (12, 30) gave 30 rows
+    # of 12. The same params must now miss that entry and decode (12, 30) anew.
+    src = tmp_path / "src"
+    src.mkdir()
+    params = {"size": (12, 30), "color": False}
+    with monkeypatch.context() as patch:
+        patch.setattr(_cache, "CACHE_VERSION", 1)
+        old = _cache.cached_arrays(
+            "t", params, src, lambda: {"images": np.zeros((1, 30, 12))}, cache_home=tmp_path / "c"
+        )
+    assert old["images"].shape == (1, 30, 12)
+    new = _cache.cached_arrays(
+        "t", params, src, lambda: {"images": np.zeros((1, 12, 30))}, cache_home=tmp_path / "c"
+    )
+    assert new["images"].shape == (1, 12, 30)

@@ -139,7 +139,7 @@ def test_fetch_imdb_wiki_min_face_score_lower_keeps_weak_never_missing_faces(wik
 
 @pytest.mark.parametrize(
     "kwargs, shape",
-    [({}, (64, 64, 3)), ({"size": (20, 10)}, (10, 20, 3)), ({"color": False}, (64, 64))],
+    [({}, (64, 64, 3)), ({"size": (10, 20)}, (10, 20, 3)), ({"color": False}, (64, 64))],
 )
 def test_fetch_imdb_wiki_varied_crops_resized_to_shape(wiki_home, kwargs, shape):
     bunch = fetch_imdb_wiki(data_home=wiki_home, **kwargs)
@@ -147,6 +147,12 @@ def test_fetch_imdb_wiki_varied_crops_resized_to_shape(wiki_home, kwargs, shape)
     assert bunch.images.dtype == np.float32
     assert bunch.data.shape == (len(KEPT), int(np.prod(shape)))
     assert 0.0 <= bunch.images.min() and bunch.images.max() <= 1.0
+
+
+@pytest.mark.parametrize("color, channels", [(True, (3,)), (False, ())])
+def test_fetch_imdb_wiki_non_square_size_is_height_width(wiki_home, color, channels):
+    bunch = fetch_imdb_wiki(data_home=wiki_home, size=(12, 30), color=color)
+    assert bunch.images.shape == (len(KEPT), 12, 30) + channels
 
 
 def test_fetch_imdb_wiki_grey_image_repeated_over_channels(wiki_home):

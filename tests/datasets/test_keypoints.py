@@ -279,19 +279,20 @@ def test_write_keypoints_submission_real_lookup_matches_sample_submission(
 
 # ------------------------------------------------------- YouTube Faces keypoints
 
-# File name -> (width, height); the real images vary in size.
+# File name -> (height, width); the real images vary in size.
 YT_TRAIN = {
-    "Luis_Fonsi_21.jpg": (80, 100),
-    "Abdel_Aziz_Al-Hakim_00.jpg": (120, 60),
+    "Luis_Fonsi_21.jpg": (100, 80),
+    "Abdel_Aziz_Al-Hakim_00.jpg": (60, 120),
     "Luis_Fonsi_40.jpg": (50, 50),
 }
 
 
 def _write_jpeg(path, rng, size):
+    """A random RGB JPEG of ``size`` = (height, width)."""
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    pixels = rng.integers(0, 256, tuple(size) + (3,), dtype=np.uint8)
     Image.fromarray(pixels).save(path, quality=95)
 
 
@@ -299,8 +300,8 @@ def write_youtube(home, subset_dir, files, rng):
     """Images plus ``<subset>_frames_keypoints.csv`` (header ``,0,...,135``)."""
     folder = home / "youtube_faces_keypoints"
     keypoints = {}
-    for name, (w, h) in files.items():
-        _write_jpeg(folder / subset_dir / name, rng, (w, h))
+    for name, (h, w) in files.items():
+        _write_jpeg(folder / subset_dir / name, rng, (h, w))
         pts = np.column_stack([rng.uniform(0, w, 68), rng.uniform(0, h, 68)]).round(1)
         keypoints[name] = pts
     frame = pd.DataFrame(
@@ -333,15 +334,26 @@ def test_fetch_youtube_faces_keypoints_csv_layout_parsed(youtube):
 
 
 def test_fetch_youtube_faces_keypoints_resize_scales_keypoints(youtube):
-    bunch = fetch_youtube_faces_keypoints(data_home=youtube.home, size=(40, 20))
+    bunch = fetch_youtube_faces_keypoints(data_home=youtube.home, size=(20, 40))
     assert bunch.images.shape == (3, 20, 40)
+    # (height, width), the order of size and of images.shape.
     assert bunch.original_sizes.tolist() == [list(s) for s in YT_TRAIN.values()]
-    for i, (name, (w, h)) in enumerate(YT_TRAIN.items()):
+    for i, (name, (h, w)) in enumerate(YT_TRAIN.items()):
         expected = youtube.keypoints[name] * [40 / w, 20 / h]
         np.testing.assert_allclose(bunch.keypoints[i], expected, rtol=1e-5)
-    # original_sizes / size maps them back to the file's pixels.
-    back = bunch.keypoints * (bunch.original_sizes / [40, 20])[:, None]
-    np.testing.assert_allclose(back[0], youtube.keypoints["Luis_Fonsi_21.jpg"], rtol=1e-5)
+    # The documented way back to the file's pixels; reversed as points are (x, y).
+    back = bunch.keypoints * (bunch.original_sizes / [20, 40])[:, None, ::-1]
+    for i, name in enumerate(YT_TRAIN):
+        np.testing.assert_allclose(back[i], youtube.keypoints[name], rtol=1e-5)
+
+
+@pytest.mark.parametrize("color, channels", [(True, (3,)), (False, ())])
+def test_fetch_youtube_faces_keypoints_non_square_size_is_height_width(
+    youtube, color, channels
+):
+    bunch = fetch_youtube_faces_keypoints(data_home=youtube.home, size=(12, 30), color=color)
+    assert bunch.images.shape == (3, 12, 30) + channels
+    assert "(height, width) = (12, 30)" in bunch.DESCR
 
 
 def test_fetch_youtube_faces_keypoints_keypoint_follows_resized_image(tmp_path):
@@ -357,7 +369,8 @@ def test_fetch_youtube_faces_keypoints_keypoint_follows_resized_image(tmp_path):
     pd.DataFrame([row], index=["A_B_01.png"], columns=range(136)).to_csv(
         folder / "training_frames_keypoints.csv"
     )
-    bunch = fetch_youtube_faces_keypoints(data_home=tmp_path, size=(60, 40))
+    bunch = fetch_youtube_faces_keypoints(data_home=tmp_path, size=(40, 60))
+    assert bunch.images.shape == (1, 40, 60)
     face = bunch.images[0]
     ys, xs = np.mgrid[: face.shape[0], : face.shape[1]] + 0.5
     centroid = [(xs * face).sum() / face.sum(), (ys * face).sum() / face.sum()]
@@ -372,7 +385,7 @@ def test_fetch_youtube_faces_keypoints_identity_from_file_name(youtube):
 
 def test_fetch_youtube_faces_keypoints_test_subset_and_color(youtube):
     bunch = fetch_youtube_faces_keypoints(
-        data_home=youtube.home, subset="test", size=(24, 16), color=True
+        data_home=youtube.home, subset="test", size=(16, 24), color=True
     )
     assert bunch.images.shape == (1, 16, 24, 3)
     assert bunch.identity.tolist() == ["Valerie_Harper"]
@@ -380,10 +393,11 @@ def test_fetch_youtube_faces_keypoints_test_subset_and_color(youtube):
 
 def test_fetch_youtube_faces_keypoints_size_none_keeps_equal_sizes(tmp_path):
     rng = np.random.default_rng(0)
-    files = {"A_1.jpg": (30, 40), "A_2.jpg": (30, 40)}
+    files = {"A_1.jpg": (40, 30), "A_2.jpg": (40, 30)}
     keypoints = write_youtube(tmp_path, "training", files, rng)
     bunch = fetch_youtube_faces_keypoints(data_home=tmp_path, size=None)
     assert bunch.images.shape == (2, 40, 30)
+    assert bunch.original_sizes.tolist() == [[40, 30], [40, 30]]
     np.testing.assert_allclose(bunch.keypoints[1], keypoints["A_2.jpg"], rtol=1e-6)
 
 
@@ -448,7 +462,7 @@ def test_fetch_youtube_faces_keypoints_real_counts_and_shapes(shared_data):
         # Mapping back to each file's pixels gives the CSV's values.
         csv = pd.read_csv(folder / f"{stem}_frames_keypoints.csv", index_col=0)
         assert list(bunch.filenames) == list(csv.index)
-        back = bunch.keypoints * (bunch.original_sizes / 48.0)[:, None]
+        back = bunch.keypoints * (bunch.original_sizes / 48.0)[:, None, ::-1]
         np.testing.assert_allclose(back.reshape(n, -1), csv.to_numpy(), atol=1e-3)
         # Scaled points lie on the 48x48 image (a few train points slightly outside).
         inside = ((bunch.keypoints >= -2) & (bunch.keypoints <= 50)).all(axis=(1, 2))

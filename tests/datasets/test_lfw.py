@@ -30,10 +30,32 @@ def test_fetch_lfw_people_subset_uses_official_people_lists(lfw_home):
 
 
 def test_fetch_lfw_people_color_box_resize_shape(lfw_home):
-    bunch = fetch_lfw_people(data_home=lfw_home, color=True, box=(0, 0, 250, 250), resize=(32, 40))
+    bunch = fetch_lfw_people(data_home=lfw_home, color=True, box=(0, 0, 250, 250), resize=(40, 32))
     assert bunch.images.shape == (6, 40, 32, 3)
     bunch = fetch_lfw_people(data_home=lfw_home, box=(61, 61, 189, 189), resize=None)
     assert bunch.images.shape == (6, 128, 128)
+
+
+@pytest.mark.parametrize("color, channels", [(True, (3,)), (False, ())])
+def test_fetch_lfw_people_non_square_resize_is_height_width(lfw_home, color, channels):
+    bunch = fetch_lfw_people(data_home=lfw_home, resize=(12, 30), color=color)
+    assert bunch.images.shape == (6, 12, 30) + channels
+
+
+def test_fetch_lfw_people_float_resize_scales_height_and_width(lfw_home):
+    # A (left, upper, right, lower) box 40 wide and 100 high, halved: 50 rows of 20.
+    bunch = fetch_lfw_people(data_home=lfw_home, box=(10, 20, 50, 120), resize=0.5)
+    assert bunch.images.shape == (6, 50, 20)
+
+
+def test_fetch_lfw_pairs_non_square_resize_is_height_width(lfw_home):
+    bunch = fetch_lfw_pairs(data_home=lfw_home, subset="dev_train", resize=(12, 30), color=True)
+    assert bunch.pairs.shape == (2, 2, 12, 30, 3)
+
+
+def test_fetch_lfw_gender_non_square_resize_is_height_width(lfw_home):
+    bunch = fetch_lfw_gender(data_home=lfw_home, resize=(12, 30))
+    assert bunch.images.shape == (len(bunch.target), 12, 30)
 
 
 def test_fetch_lfw_people_return_X_y_gives_data_and_target(lfw_home):

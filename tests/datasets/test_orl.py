@@ -60,9 +60,18 @@ def test_fetch_orl_faces_full_layout_target_is_subject_minus_one(tmp_path):
 
 def test_fetch_orl_faces_size_resizes_images(tmp_path):
     build_orl(tmp_path)
-    bunch = fetch_orl_faces(data_home=tmp_path, size=(46, 56))
+    bunch = fetch_orl_faces(data_home=tmp_path, size=(56, 46))
     assert bunch.images.shape == (9, 56, 46)
     assert fetch_orl_faces(data_home=tmp_path, size=32).images.shape == (9, 32, 32)
+
+
+def test_fetch_orl_faces_non_square_size_is_height_width(tmp_path):
+    pixels = build_orl(tmp_path)
+    assert fetch_orl_faces(data_home=tmp_path, size=(30, 70)).images.shape == (9, 30, 70)
+    # The files' own (height, width) = (112, 92) resizes nothing: exact pixels.
+    bunch = fetch_orl_faces(data_home=tmp_path, size=(112, 92))
+    assert bunch.images.shape == (9, 112, 92)
+    np.testing.assert_allclose(bunch.images[0], pixels[bunch.filenames[0]] / 255.0, atol=1e-6)
 
 
 def test_fetch_orl_faces_return_X_y_data_and_target(tmp_path):

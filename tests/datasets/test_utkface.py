@@ -24,10 +24,11 @@ MALFORMED = [
 
 
 def write_jpeg(path, rng, size=(20, 20)):
+    """A random RGB JPEG of ``size`` = (height, width), skface's order."""
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    pixels = rng.integers(0, 256, size + (3,), dtype=np.uint8)
     Image.fromarray(pixels).save(path, quality=95)
 
 
@@ -89,7 +90,7 @@ def test_fetch_utkface_hidden_files_and_folders_ignored(tmp_path):
     [
         ({}, (64, 64, 3)),
         ({"size": None}, (20, 20, 3)),
-        ({"size": (16, 24)}, (24, 16, 3)),
+        ({"size": (24, 16)}, (24, 16, 3)),
         ({"size": 8, "color": False}, (8, 8)),
     ],
 )
@@ -102,6 +103,14 @@ def test_fetch_utkface_size_and_color_give_shapes_and_dtypes(tmp_path, kwargs, s
     assert bunch.data.shape == (n, int(np.prod(shape)))
     assert 0.0 <= bunch.images.min() and bunch.images.max() <= 1.0
     assert bunch.age.dtype.kind == "i" and bunch.filenames.dtype.kind == "U"
+
+
+@pytest.mark.parametrize("color, channels", [(True, (3,)), (False, ())])
+def test_fetch_utkface_non_square_size_is_height_width(tmp_path, color, channels):
+    # (height, width), as the estimators' input_size: rows first, like images.shape.
+    home = build_utkface(tmp_path, list(VALID))
+    bunch = fetch_utkface(data_home=home, size=(12, 30), color=color)
+    assert bunch.images.shape == (len(VALID), 12, 30) + channels
 
 
 @pytest.mark.parametrize(

@@ -92,8 +92,10 @@ def test_fit_last_batch_of_one_image_is_skipped():
 def test_fit_lr_schedule_per_batch_momentum_kept(schedule):
     X, y = _faces()  # 40 images: 3 batches of 16 per epoch
     rates = RecordRates()
-    _embedder(lr=0.1, momentum=0.5, lr_schedule=schedule, callbacks=[("rates", rates)]).fit(X, y)
-    lrs, momenta = np.array(rates.seen).T
+    emb = _embedder(lr=0.1, momentum=0.5, lr_schedule=schedule, callbacks=[("rates", rates)])
+    emb.fit(X, y)
+    assert not hasattr(rates, "seen")  # the caller's callback is left as it was
+    lrs, momenta = np.array(dict(emb.net_.callbacks_)["rates"].seen).T
     assert len(lrs) == 9
     np.testing.assert_array_equal(momenta, 0.5)  # the user's momentum, never cycled
     if schedule == "constant":
@@ -170,14 +172,13 @@ def test_fit_bad_parameter_raises(param, value):
         _embedder(**{param: value}).fit(X, y)
 
 
-def test_backbone_instance_copied_callers_weights_untouched():
+def test_backbone_instance_refused_class_and_params_asked():
     X, y = _faces()
     mine = SmallConvNet(in_channels=1, embedding_dim=8, width=4)
-    before = {k: v.clone() for k, v in mine.state_dict().items()}
-    emb = _embedder(backbone=mine, backbone_params=None).fit(X, y)
-    assert emb.net_.module_.backbone is not mine
-    for key, value in mine.state_dict().items():
-        torch.testing.assert_close(value, before[key])
+    with pytest.raises(TypeError, match="backbone=SmallConvNet"):
+        _embedder(backbone=mine, backbone_params=None).fit(X, y)
+    emb = _embedder(backbone=SmallConvNet, backbone_params={"width": 4}).fit(X, y)
+    assert isinstance(emb.net_.module_.backbone, SmallConvNet)
 
 
 def test_lambda_center_zero_centers_still_tracked():

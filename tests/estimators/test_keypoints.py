@@ -186,7 +186,7 @@ def test_keypoint_regressor_one_cycle_rate_and_momentum_per_batch(blobs):
     X, points = blobs
     reg = _regressor(max_epochs=3, lr=1e-2, callbacks=[("rates", rates)])
     reg.fit(X[:32], points[:32])
-    lrs, beta1 = np.array(rates.seen).T
+    lrs, beta1 = np.array(dict(reg.net_.callbacks_)["rates"].seen).T
     assert len(lrs) == 6  # 3 epochs of 2 batches
     # OneCycleLR's defaults: from lr / 25 up to lr and down to lr / 2.5e5, with
     # Adam's beta1 cycled from 0.95 down to 0.85 and back.
@@ -194,7 +194,8 @@ def test_keypoint_regressor_one_cycle_rate_and_momentum_per_batch(blobs):
     assert lrs[-1] == pytest.approx(1e-2 / 2.5e5)
     assert beta1[0] == pytest.approx(0.95) and beta1[-1] == pytest.approx(0.95)
     assert beta1.min() < 0.95
-    assert reg.net_.scheduler_ is None  # dropped after the fit
+    # The torch scheduler (it holds the optimizer) is dropped after the fit.
+    assert dict(reg.net_.callbacks_)["lr_scheduler"].lr_scheduler_ is None
 
 
 # -- missing keypoints and augmentation settings -----------------------------------------
@@ -222,7 +223,7 @@ def test_keypoint_regressor_user_flip_pairs_used_in_training(blobs):
     X, points = blobs
     reg = _regressor(flip_pairs=[(0, 1)], max_epochs=1).fit(X[:32], points[:32])
     assert reg.flip_pairs_ == ((0, 1),)
-    assert reg.net_.flip_perm.tolist() == [1, 0, 2]
+    assert reg.net_.flip_perm == [1, 0, 2]
 
 
 def test_keypoint_regressor_defaults_augment_documented_amounts():
@@ -280,7 +281,7 @@ def test_keypoint_regressor_pretrain_sdae_trunk_starts_from_encoder_layers(blobs
     reg = _regressor(pretrain="sdae", pretrain_epochs=1, max_epochs=0).fit(X[:32], points[:32])
     assert isinstance(reg.encoder_, ConvSDAEFeatures)
     assert reg.encoder_.layer_channels == (8, 16)
-    stack = reg.encoder_.net_.module_.stack
+    stack = reg.encoder_.net_.module_
     ours, theirs = _trunk_convs(reg.net_.module_.trunk), _trunk_convs(stack.trunk())
     assert len(ours) == len(theirs) == 2
     for a, b in zip(ours, theirs):
@@ -292,10 +293,10 @@ def test_keypoint_regressor_pretrain_sdae_trunk_starts_from_encoder_layers(blobs
 def test_keypoint_regressor_fitted_encoder_left_unchanged(blobs):
     X, points = blobs
     encoder = _encoder().fit(X[:32])
-    before = _trunk_convs(encoder.net_.module_.stack.trunk())
+    before = _trunk_convs(encoder.net_.module_.trunk())
     reg = _regressor(encoder=FrozenEstimator(encoder), max_epochs=2).fit(X[:32], points[:32])
     assert reg.encoder_ is encoder
-    for a, b in zip(before, _trunk_convs(encoder.net_.module_.stack.trunk())):
+    for a, b in zip(before, _trunk_convs(encoder.net_.module_.trunk())):
         torch.testing.assert_close(a, b)
     # Fine-tuning did move the regressor's copy.
     assert not torch.equal(before[0], _trunk_convs(reg.net_.module_.trunk)[0])

@@ -124,8 +124,8 @@ def test_convsdaefeatures_test_flip_mirror_image_gets_same_features(faces, fitte
 
 
 def test_convsdaefeatures_test_flip_is_mean_with_mirror_features(faces, fitted):
-    # The parameter acts in transform: the same fitted weights with and without it.
-    averaged = pickle.loads(pickle.dumps(fitted)).set_params(test_flip=True)
+    # test_flip does not change training: the same seed gives the same weights.
+    averaged = clone(fitted).set_params(test_flip=True).fit(faces[0])
     plain, mirrored = fitted.transform(faces[0]), fitted.transform(faces[0][:, :, ::-1])
     np.testing.assert_allclose(averaged.transform(faces[0]), (plain + mirrored) / 2,
                                rtol=1e-6, atol=1e-6)
@@ -219,8 +219,8 @@ def test_convsdaefeatures_pretraining_lowers_reconstruction_error(faces):
         return np.mean((model.reconstruct(X) - X) ** 2)
 
     assert mse(trained) < 0.7 * mse(untrained)
-    assert len(trained.layer_nets_) == 2
-    assert len(trained.layer_nets_[0].history) == 5
+    assert len(trained.pretrain_histories_) == 2
+    assert len(trained.pretrain_histories_[0]) == 5
     assert len(trained.net_.history) == 5
 
 
@@ -228,7 +228,7 @@ def test_convsdaefeatures_gaussian_noise_two_convs_fits(faces):
     sdae = _encoder(noise="gaussian", noise_level=0.5, convs_per_layer=2, pretrain_epochs=1)
     features = sdae.fit(faces[0]).transform(faces[0])
     assert features.shape == (48, 72) and np.isfinite(features).all()
-    assert len(sdae.net_.module_.stack.trunk()[1]) == 6  # two conv, BN, ReLU blocks
+    assert len(sdae.net_.module_.trunk()[1]) == 6  # two conv, BN, ReLU blocks
 
 
 @pytest.mark.parametrize(
@@ -272,7 +272,7 @@ def test_convsdaefeatures_other_image_size_raises(fitted):
 
 
 def test_convsdaefeatures_trunk_reusable_as_sequential(fitted, faces):
-    trunk = fitted.net_.module_.stack.trunk()
+    trunk = fitted.net_.module_.trunk()
     assert isinstance(trunk, torch.nn.Sequential)
     with torch.no_grad():
         maps = trunk(torch.from_numpy(faces[0].transpose(0, 3, 1, 2).copy()))
@@ -283,10 +283,10 @@ def test_convsdaefeatures_trunk_reusable_as_sequential(fitted, faces):
 
 
 def test_fine_tune_flip_shift_is_augment_flip_shift_shift_then_mirror():
-    from skface.estimators import _sdae
+    from skface.estimators import _sdae_heads
     from skface.nn import augment, conv_dae
 
-    assert _sdae.flip_shift is augment.flip_shift is conv_dae.flip_shift
+    assert _sdae_heads.flip_shift is augment.flip_shift is conv_dae.flip_shift
     x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
     out = augment.flip_shift(x, flip=True, max_shift=2, generator=torch.Generator().manual_seed(0))
     # Recompute the draws: the flip coins first, then the (x, y) shifts.
@@ -309,14 +309,14 @@ def _clf(encoder, **params):
 
 def test_sdaeclassifier_fitted_encoder_copied_not_mutated(faces, fitted):
     X, y = faces[:2]
-    before = {k: v.clone() for k, v in fitted.net_.module_.stack.state_dict().items()}
+    before = {k: v.clone() for k, v in fitted.net_.module_.state_dict().items()}
     features = fitted.transform(X)
     clf = _clf(fitted).fit(X, y)
-    after = fitted.net_.module_.stack.state_dict()
+    after = fitted.net_.module_.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     np.testing.assert_array_equal(fitted.transform(X), features)
     assert clf.encoder_ is fitted
-    assert clf.net_.module_.trunk[1] is not fitted.net_.module_.stack.layers[0].encoder
+    assert clf.net_.module_.trunk[1] is not fitted.net_.module_.layers[0].encoder
 
 
 def test_sdaeclassifier_separable_images_high_training_accuracy(faces, fitted):
@@ -344,7 +344,7 @@ def test_sdaeclassifier_unfitted_encoder_fitted_on_x_param_untouched(faces):
     assert clf.encoder is encoder
     assert clf.encoder_ is not encoder
     assert isinstance(clf.encoder_.random_state, int)  # drawn from the classifier's seed
-    assert len(clf.encoder_.layer_nets_[0].history) == 1
+    assert len(clf.encoder_.pretrain_histories_[0]) == 1
 
 
 def test_sdaeclassifier_without_pretraining_random_init_differs(faces, fitted):
@@ -600,11 +600,16 @@ def test_convsdaefeatures_utkface_contrast_normalised_all_layers_beat_raw_top(
 def test_convsdaefeatures_utkface_test_flip_lowers_age_error(
     utkface_age_split, utkface_contrast_features
 ):
-    # The same fitted encoder: test_flip only changes what transform returns.
-    mirrored = copy.deepcopy(utkface_contrast_features)
-    mirrored.set_params(convsdaefeatures__test_flip=True)
+    # The same fitted encoder: test_flip only changes what transform returns, the
+    # mean of the features of each face and of its mirror image (fitted means fixed:
+    # set_params after fit would not change it).
+    class Mirrored:
+        def transform(self, X):
+            encoder = utkface_contrast_features
+            return (encoder.transform(X) + encoder.transform(X[:, :, ::-1])) / 2
+
     errors = {flip: _ridge_age_mae(features, utkface_age_split)
-              for flip, features in ((False, utkface_contrast_features), (True, mirrored))}
+              for flip, features in ((False, utkface_contrast_features), (True, Mirrored()))}
     # Measured 10.49 and 9.76 years.
     assert errors[True] < errors[False] - 0.3, errors
 

@@ -6,6 +6,9 @@ import pytest
 import torch
 
 from skface.datasets._keypoints import KEYPOINT_NAMES
+import torch.nn.functional as F
+
+from skface.nn import keypoints as keypoints_module
 from skface.nn.keypoints import (
     IBUG_68_FLIP_PAIRS,
     KAGGLE_15_FLIP_PAIRS,
@@ -170,6 +173,81 @@ def test_augment_nothing_returns_inputs_unchanged():
     images, points = torch.rand(2, 1, 8, 8), torch.rand(2, 3, 2)
     out, out_points = augment_keypoints(images, points)
     assert out is images and out_points is points
+
+
+def _theta_by_linalg_inv(matrix, size):
+    """The former ``_grid_theta``: ``torch.linalg.inv`` and a host-built scale tensor."""
+    height, width = size
+    linear, offset = matrix[:, :, :2], matrix[:, :, 2:]
+    inverse = torch.linalg.inv(linear)
+    norm = torch.tensor([2.0 / width, 2.0 / height], device=matrix.device)
+    a = inverse * norm[:, None] / norm[None, :]
+    b = -(inverse @ offset).squeeze(-1) * norm
+    return torch.cat([a, b[:, :, None]], dim=2)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (24, 40)])
+def test_grid_theta_closed_form_matches_linalg_inv(size):
+    matrix, _ = random_affine(256, size, flip=True, rotation=30.0, scale=0.3, shift=0.2,
+                              generator=torch.Generator().manual_seed(3))
+    new = keypoints_module._grid_theta(matrix, size)
+    old = _theta_by_linalg_inv(matrix, size)
+    torch.testing.assert_close(new, old, atol=1e-6, rtol=1e-6)
+    # And the resampled images agree too, to float rounding.
+    images = torch.rand(256, 2, *size, generator=torch.Generator().manual_seed(4))
+    grid = F.affine_grid(old, list(images.shape), align_corners=False)
+    expected = F.grid_sample(images, grid, padding_mode="border", align_corners=False)
+    torch.testing.assert_close(warp_images(images, matrix), expected, atol=1e-5, rtol=0)
+
+
+def test_grid_theta_inverts_the_forward_map():
+    # theta maps each output pixel back to where it came from: composing with the
+    # forward map in normalised coordinates gives the identity.
+    size = (20, 36)
+    height, width = size
+    matrix, _ = random_affine(64, size, flip=True, rotation=40.0, scale=0.25, shift=0.1,
+                              generator=torch.Generator().manual_seed(5))
+    theta = keypoints_module._grid_theta(matrix, size)
+    u = torch.rand(64, 2, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    q = u / torch.tensor([2.0 / width, 2.0 / height])  # normalised -> centred pixels
+    moved = torch.einsum("nij,nj->ni", matrix[:, :, :2], q) + matrix[:, :, 2]
+    moved_u = moved * torch.tensor([2.0 / width, 2.0 / height])
+    back = torch.einsum("nij,nj->ni", theta[:, :, :2], moved_u) + theta[:, :, 2]
+    torch.testing.assert_close(back, u, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_warp_keypoints_same_as_host_built_centre_bit_exact(dtype):
+    size = (23, 37)
+    g = torch.Generator().manual_seed(7)
+    points = (torch.rand(16, 5, 2, generator=g) * 30).to(dtype)
+    matrix, flipped = random_affine(16, size, flip=True, rotation=15.0, scale=0.1, shift=0.1,
+                                    generator=g)
+    perm = flip_permutation([(0, 4), (1, 3)], 5)
+    centre = torch.tensor([37 / 2.0, 23 / 2.0], dtype=dtype)
+    linear, offset = matrix[:, :, :2].to(dtype), matrix[:, :, 2].to(dtype)
+    expected = (points - centre) @ linear.transpose(1, 2) + offset[:, None, :] + centre
+    expected = torch.where(flipped[:, None, None], expected[:, perm], expected)
+    out = warp_keypoints(points, matrix, size, flipped, perm)
+    assert out.dtype == dtype and torch.equal(out, expected)
+
+
+def test_augment_keypoints_no_inverse_no_host_built_tensor(monkeypatch):
+    # On CUDA both wait for the device on every batch (issue 13).
+    perm = flip_permutation([(0, 1)], 3)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("called in the per-batch augmentation")
+
+    monkeypatch.setattr(torch.linalg, "inv", forbidden)
+    monkeypatch.setattr(torch, "tensor", forbidden)
+    images, points = torch.rand(4, 1, 12, 12), torch.rand(4, 3, 2) * 12
+    out, out_points = augment_keypoints(
+        images, points, perm=perm, flip=True, rotation=10.0, scale=0.1, shift=0.1,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert out.shape == images.shape and out_points.shape == points.shape
+    assert torch.isfinite(out).all() and torch.isfinite(out_points).all()
 
 
 # -- masked loss ---------------------------------------------------------------------

@@ -43,6 +43,33 @@ def test_center_loss_update_matches_wen_equation_4():
         torch.testing.assert_close(loss.centers[j], before[j] - 0.3 * delta)
 
 
+def test_center_loss_update_same_as_bincount_formula_bit_exact():
+    # Classes 4 and 5 never occur: trailing absent classes must not move either.
+    features, labels = _batch(2, n=40, d=7, k=4)
+    loss = CenterLoss(6, 7, alpha=0.4)
+    loss.centers.copy_(torch.randn(6, 7, generator=torch.Generator().manual_seed(3)))
+    centers = loss.centers.clone()
+    diff = centers[labels] - features
+    delta = torch.zeros_like(centers).index_add_(0, labels, diff)
+    counts = torch.bincount(labels, minlength=6).to(delta.dtype)
+    expected = centers - 0.4 * delta / (1.0 + counts).unsqueeze(1)
+    loss.update_centers(features, labels)
+    assert torch.equal(loss.centers, expected)
+    assert torch.equal(loss.centers[4:], centers[4:])
+
+
+def test_center_loss_update_no_bincount(monkeypatch):
+    # bincount sizes its output from the labels' maximum: a host sync per batch on CUDA.
+    def forbidden(*args, **kwargs):
+        raise AssertionError("bincount called in the per-batch center update")
+
+    monkeypatch.setattr(torch, "bincount", forbidden)
+    features, labels = _batch(4)
+    loss = CenterLoss(4, 5)
+    loss.update_centers(features, labels)
+    assert loss.centers.abs().sum() > 0
+
+
 def test_center_loss_alpha_one_single_sample_moves_center_halfway():
     loss = CenterLoss(2, 3, alpha=1.0)
     x = torch.tensor([[2.0, 4.0, 6.0]])
