@@ -22,6 +22,7 @@ _LAZY = {
     "KeypointRegressor": "skface.estimators",
     "load": "skface._persist",
     "save": "skface._persist",
+    "ModelFormatError": "skface._persist",
     "models": None,
 }
 

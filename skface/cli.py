@@ -1,4 +1,4 @@
-"""Command line: ``skface demo``, ``skface datasets`` and ``skface fetch NAME``."""
+"""Command line: ``skface demo``, ``datasets``, ``fetch NAME``, ``models`` and ``train RECIPE``."""
 
 import argparse
 import sys
@@ -44,6 +44,31 @@ def _cmd_fetch(args):
     }
     for key, shape in shapes.items():
         print(f"{key}: {shape}")
+    return 0
+
+
+def _cmd_models(args):
+    from skface.models import cached_path, get_model_cache, get_model_info, list_models
+
+    print(f"model cache: {get_model_cache()}")
+    rows = []
+    for name in list_models():
+        source = get_model_info(name)
+        if source.is_local:
+            cached = "local"  # used where it is, never copied into the cache
+        else:
+            cached = "yes" if cached_path(name).is_file() else "no"
+        rows.append((name, source.location, source.sha256[:12], cached, source.description))
+    if not rows:
+        print("no models registered: packages add theirs under the 'skface.models' "
+              "entry-point group.")
+        return 0
+    name_w = max(4, *(len(r[0]) for r in rows))
+    source_w = max(6, *(len(r[1]) for r in rows))
+    print(f"{'name':<{name_w}}  {'source':<{source_w}}  {'sha256':<12}  cached  description")
+    for name, location, sha, cached, description in rows:
+        text = description if args.full or len(description) <= 60 else description[:57] + "..."
+        print(f"{name:<{name_w}}  {location:<{source_w}}  {sha:<12}  {cached:<6}  {text}")
     return 0
 
 
@@ -93,6 +118,16 @@ def main(argv=None):
     )
     p.add_argument("name")
     p.set_defaults(func=_cmd_fetch)
+    p = sub.add_parser(
+        "models", help="list every registered trained model (source, sha256, cached or not)"
+    )
+    p.add_argument("--full", action="store_true", help="print whole descriptions")
+    p.set_defaults(func=_cmd_models)
+    from skface import train  # light: the recipes import their estimators only to train
+
+    train.build_parser(sub.add_parser(
+        "train", help="fit a named recipe on its dataset and write a model file"
+    ))
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -48,6 +48,9 @@ API_MODULES = [
     "skface.nn.losses",
     "skface.nn.nn4_small2",
     "skface.nn.small_cnn",
+    "skface.nn.trunk",
+    "skface.models",
+    "skface.train",
     "skface.plotting",
     "skface.preprocessing",
 ]

@@ -369,3 +369,76 @@ def test_callback_watching_validation_score_raises_saying_what_to_do(name, callb
     est = factory().set_params(callbacks=[callback])
     with pytest.raises(ValueError, match="monitor='train_loss'"):
         est.fit(X) if target is None else est.fit(X, target)
+
+
+# -- fitted on CUDA, used on a CPU-only machine ----------------------------------------
+
+
+def _nets(obj, seen=None):
+    """Every skorch net inside an estimator (its own, its nested estimators')."""
+    from sklearn.base import BaseEstimator
+    from skorch import NeuralNet
+
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, NeuralNet):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        return [net for item in obj for net in _nets(item, seen)]
+    if isinstance(obj, BaseEstimator):
+        return [net for value in vars(obj).values() for net in _nets(value, seen)]
+    return []
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_pickle_recorded_on_cuda_loads_on_cpu_only_machine(fitted, name, monkeypatch):
+    from skorch.exceptions import DeviceWarning
+
+    est, method = fitted[name]
+    copy = pickle.loads(pickle.dumps(est))
+    nets = _nets(copy)
+    assert nets
+    for net in nets:
+        net.device = "cuda"  # as a net fitted on CUDA records it
+    blob = pickle.dumps(copy)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(DeviceWarning):
+        loaded = pickle.loads(blob)
+    assert all(str(net.device) == "cpu" for net in _nets(loaded))
+    np.testing.assert_array_equal(getattr(loaded, method)(X), getattr(est, method)(X))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fitted_on_cuda_pickle_and_file_predict_in_cpu_only_process(tmp_path):
+    import os
+
+    expected = {}
+    for name, (factory, target, method) in CASES.items():
+        est = factory().set_params(device="cuda")
+        est.fit(X) if target is None else est.fit(X, target)
+        (tmp_path / f"{name}.pkl").write_bytes(pickle.dumps(est))
+        est.save(tmp_path / f"{name}.skface")
+        expected[name] = getattr(est, method)(X)
+    np.save(tmp_path / "X.npy", X)
+    code = textwrap.dedent(f"""
+        import pickle, numpy as np, skface, torch
+        assert not torch.cuda.is_available()
+        X = np.load({str(tmp_path / 'X.npy')!r})
+        for name, method in {json.dumps({n: m for n, (_, _, m) in CASES.items()})}.items():
+            base = {str(tmp_path)!r} + "/" + name
+            with open(base + ".pkl", "rb") as f:
+                np.save(base + ".pkl.npy", getattr(pickle.load(f), method)(X))
+            np.save(base + ".file.npy", getattr(skface.load(base + ".skface"), method)(X))
+    """)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    for name, out in expected.items():
+        for kind in ("pkl", "file"):
+            got = np.load(tmp_path / f"{name}.{kind}.npy")
+            # bf16 autocast on CUDA, float32 on the CPU.
+            np.testing.assert_allclose(got, out, rtol=0.05, atol=0.05 * np.abs(out).max())

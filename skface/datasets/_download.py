@@ -2,6 +2,7 @@
 
 import functools
 import os
+import re
 import tarfile
 import zipfile
 from pathlib import Path
@@ -45,21 +46,38 @@ def remote_url(filename):
     test server); the pinned sha256 still applies.
     """
     _, url = _registry()[filename]
+    return _mirrored(url, filename)
+
+
+def _mirrored(url, filename):
+    """``url``, or ``<mirror>/<filename>`` when ``SKFACE_MIRROR`` is set."""
     mirror = os.environ.get(MIRROR_ENV)
     if mirror:
         return f"{mirror.rstrip('/')}/{filename}"
     return url
 
 
-def download(filename, folder, *, progressbar=False):
-    """Download a registered file into ``folder`` and verify its sha256.
+def download(filename, folder, *, url=None, known_hash=None, progressbar=False):
+    """Download a pinned file into ``folder`` and verify its sha256.
+
+    A file of ``registry.txt`` needs only its name. Any other file (a
+    trained model of :mod:`skface.models`) gives its ``url`` and
+    ``known_hash``; it then takes the same path: the ``SKFACE_MIRROR``
+    override (``<mirror>/<filename>``), the checksum, no corrupt file left
+    behind.
 
     Parameters
     ----------
     filename : str
-        A file name listed in ``registry.txt``.
+        A file name listed in ``registry.txt``, or the name to save the file
+        under when ``url`` is given.
     folder : path-like
         Destination folder (created if needed).
+    url : str, default=None
+        Where to download a file that is not in ``registry.txt``; needs
+        ``known_hash``.
+    known_hash : str, default=None
+        ``"sha256:<64 hex digits>"`` pinning the file at ``url``.
     progressbar : bool, default=False
         Show a tqdm progress bar.
 
@@ -73,11 +91,28 @@ def download(filename, folder, *, progressbar=False):
     ChecksumError
         If the download's sha256 differs from the pinned one. The bad file
         is deleted, never left in ``folder``.
+    ValueError
+        If only one of ``url`` and ``known_hash`` is given, or the hash is
+        not a sha256 pin.
     """
     import pooch  # deferred: `import skface` must not pull pooch
 
-    known_hash, _ = _registry()[filename]
-    url = remote_url(filename)
+    if url is None and known_hash is None:
+        known_hash, _ = _registry()[filename]
+        url = remote_url(filename)
+    elif url is None or known_hash is None:
+        raise ValueError(
+            f"download({filename!r}): give both url and known_hash for a file that is "
+            "not in registry.txt, or neither for one that is."
+        )
+    else:
+        # Only registry.txt may fall back on md5 (files with no published sha256).
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", known_hash):
+            raise ValueError(
+                f"download({filename!r}): known_hash must be 'sha256:' and 64 lowercase "
+                f"hex digits, got {known_hash!r}."
+            )
+        url = _mirrored(url, filename)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     try:

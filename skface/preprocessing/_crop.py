@@ -31,7 +31,7 @@ def lfw_crop(input_size=96, *, jitter=8, color=True, box=LFW_FACE_BOX):
     Returns
     -------
     kwargs : dict
-        ``box``, ``resize`` (a (width, height) tuple) and ``color``.
+        ``box``, ``resize`` (a (height, width) tuple) and ``color``.
 
     Examples
     --------

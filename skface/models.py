@@ -1,0 +1,327 @@
+"""Trained-model registry: model files discovered from the ``skface.models`` entry points."""
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from ._plugins import _warn, load_group
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ModelSource",
+    "UnknownModelError",
+    "cached_path",
+    "fetch_model",
+    "get_model_cache",
+    "get_model_info",
+    "list_models",
+]
+
+ENTRY_POINT_GROUP = "skface.models"
+
+# Names become folders of the cache, and file names files in it: neither may
+# climb out of the cache or hide as a dot-file.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class UnknownModelError(FileNotFoundError, ValueError):
+    """No model of that name is registered; the message lists the registered ones.
+
+    Both a ``ValueError`` (as for an unknown dataset or backbone) and a
+    ``FileNotFoundError`` (as for a model file that is not there), so
+    that code loading "a file or a name" can catch either.
+    """
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSource:
+    """Where a trained model file comes from, and the sha256 that pins it.
+
+    A plugin's entry point names a ``ModelSource`` (or a function returning
+    one, or a dict of its fields). Exactly one of ``url`` and ``path`` is
+    given; every field is keyword-only.
+
+    Parameters
+    ----------
+    sha256 : str
+        The file's sha256, 64 hex digits (a ``"sha256:"`` prefix is
+        accepted). Every fetch checks it, local files included.
+    url : str, default=None
+        HTTP(S) address of the file. It is downloaded once into the model
+        cache; ``SKFACE_MIRROR`` replaces it by ``<mirror>/<filename>``.
+    path : str or path-like, default=None
+        A local file (absolute, or relative to the working directory), used
+        in place: it is verified, never copied.
+    description : str, default=""
+        One line: what the model is and what it was trained on.
+    filename : str, default=None
+        Name of the file in the cache; default: the last part of ``url``
+        (or of ``path``).
+
+    Examples
+    --------
+    >>> from skface.models import ModelSource
+    >>> ModelSource(url="https://example.org/dbn.skface", sha256="ab" * 32,
+    ...             description="DBN autoencoder, Olivetti faces").filename
+    'dbn.skface'
+    """
+
+    sha256: str
+    url: str = None
+    path: str = None
+    description: str = ""
+    filename: str = None
+
+    def __post_init__(self):
+        # Normalised here, so that every consumer sees one spelling of each field.
+        if (self.url is None) == (self.path is None):
+            raise ValueError(
+                f"A model source needs exactly one of url and path; got url={self.url!r}, "
+                f"path={self.path!r}."
+            )
+        digest = str(self.sha256).strip().lower().removeprefix("sha256:")
+        if not _SHA256.fullmatch(digest):
+            raise ValueError(f"sha256 must be 64 hex digits, got {self.sha256!r}.")
+        object.__setattr__(self, "sha256", digest)
+        if self.url is not None:
+            scheme = urlsplit(str(self.url)).scheme
+            if scheme not in ("http", "https", "ftp"):
+                raise ValueError(
+                    f"url must be an http(s) or ftp address, got {self.url!r}; give a local "
+                    "file as path= instead."
+                )
+            object.__setattr__(self, "url", str(self.url))
+        else:
+            object.__setattr__(self, "path", str(Path(self.path).expanduser()))
+        filename = self.filename or _default_filename(self.url, self.path)
+        if not filename or not _SAFE_NAME.fullmatch(filename):
+            raise ValueError(
+                f"filename must be a plain file name (letters, digits, '_', '-', '.', '+'), "
+                f"got {filename!r}; pass filename= explicitly."
+            )
+        object.__setattr__(self, "filename", filename)
+        object.__setattr__(self, "description", " ".join(str(self.description).split()))
+
+    def __call__(self):
+        # An entry point may name an instance directly: the registry calls each
+        # plugin (load_group keeps only callables), and an instance stands for itself.
+        return self
+
+    @property
+    def is_local(self):
+        """Whether the file is a local path rather than a download."""
+        return self.path is not None
+
+    @property
+    def location(self):
+        """The URL or the local path, for messages and listings."""
+        return self.path if self.is_local else self.url
+
+
+def _default_filename(url, path):
+    if path is not None:
+        return Path(path).name
+    return Path(unquote(urlsplit(url).path)).name
+
+
+def get_model_cache(cache_home=None):
+    """The folder downloaded models are kept in: ``<cache home>/models``.
+
+    Parameters
+    ----------
+    cache_home : path-like, default=None
+        See :func:`skface.datasets.get_cache_home`: ``$SKFACE_CACHE``, else
+        ``$XDG_CACHE_HOME/skface``, else ``~/.cache/skface``.
+
+    Returns
+    -------
+    folder : pathlib.Path
+        Not created here.
+    """
+    from .datasets._home import get_cache_home  # deferred: keeps `import skface.models` light
+
+    return get_cache_home(cache_home) / "models"
+
+
+# The registry of the last load_group result: (that dict, its resolved sources).
+_resolved = (None, {})
+
+
+def _sources():
+    """Every valid registered model: name -> ModelSource, sorted by name.
+
+    Resolved once per plugin load (``skface._plugins.clear_cache`` forgets
+    both); a plugin that raises or gives something that is not a model
+    source warns, naming itself, and is skipped.
+    """
+    global _resolved
+    plugins = load_group(ENTRY_POINT_GROUP, kind="model")
+    if _resolved[0] is plugins:
+        return _resolved[1]
+    found = {}
+    for name, plugin in plugins.items():
+        where = _describe(plugin)
+        if not _SAFE_NAME.fullmatch(name):
+            _warn(f"skface model plugin {name!r} ({where}) has a name that cannot be a "
+                  "cache folder (use letters, digits, '_', '-', '.') and is skipped.")
+            continue
+        try:
+            found[name] = _as_source(plugin())
+        except Exception as exc:  # a third party's bug must not hide the other models
+            _warn(f"skface model plugin {name!r} ({where}) is broken and is skipped: "
+                  f"{type(exc).__name__}: {exc}")
+    _resolved = (plugins, found)
+    return found
+
+
+def _describe(plugin):
+    if isinstance(plugin, ModelSource):
+        return plugin.location
+    module = getattr(plugin, "__module__", None) or "?"
+    return f"{module}:{getattr(plugin, '__qualname__', type(plugin).__name__)}"
+
+
+def _as_source(value):
+    if isinstance(value, ModelSource):
+        return value
+    if isinstance(value, dict):
+        return ModelSource(**value)
+    raise TypeError(f"expected a ModelSource or a dict of its fields, got {type(value).__name__}")
+
+
+def list_models():
+    """Names of every registered model, sorted.
+
+    Returns
+    -------
+    names : list of str
+        Entry points of the ``skface.models`` group that load and describe
+        a valid source; nothing is downloaded.
+    """
+    return list(_sources())
+
+
+def get_model_info(name):
+    """The :class:`ModelSource` registered under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`list_models`.
+
+    Returns
+    -------
+    source : ModelSource
+
+    Raises
+    ------
+    UnknownModelError
+        If no model of that name is registered (a ``ValueError`` and a
+        ``FileNotFoundError``); the message lists the registered names.
+    """
+    sources = _sources()
+    try:
+        return sources[name]
+    except (KeyError, TypeError):
+        available = ", ".join(sources) or "(none)"
+        raise UnknownModelError(
+            f"Unknown model {name!r}. Available models: {available}. Third-party models "
+            f"register under the {ENTRY_POINT_GROUP!r} entry-point group."
+        ) from None
+
+
+def cached_path(name, *, cache_home=None):
+    """Where a registered model is, or would be, on disk; nothing is downloaded.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`list_models`.
+    cache_home : path-like, default=None
+        See :func:`get_model_cache`.
+
+    Returns
+    -------
+    path : pathlib.Path
+        ``<model cache>/<name>/<filename>`` for a download, the file itself
+        for a local source. It may not exist yet.
+    """
+    source = get_model_info(name)
+    if source.is_local:
+        return Path(source.path)
+    # One folder per model: two plugins may well both ship a "model.skface".
+    return get_model_cache(cache_home) / name / source.filename
+
+
+def fetch_model(name, *, cache_home=None, progressbar=False):
+    """The verified file of a registered model, downloaded on first use.
+
+    A download goes through the same path as the datasets' files: pinned by
+    its sha256, from ``SKFACE_MIRROR`` when that is set, into
+    ``<cache home>/models/<name>/``. A later call finds it there and
+    downloads nothing (the file's sha256 is checked again). A local source
+    is checked against its sha256 and returned where it is.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`list_models`.
+    cache_home : path-like, default=None
+        See :func:`get_model_cache`.
+    progressbar : bool, default=False
+        Show a tqdm progress bar while downloading.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The model file, for :func:`skface.load`.
+
+    Raises
+    ------
+    UnknownModelError
+        If no model of that name is registered; the message lists them.
+    skface.datasets.ChecksumError
+        If the file's sha256 differs from the pinned one. A download is
+        deleted, never left in the cache; a local file is left alone.
+    FileNotFoundError
+        If a local source's file does not exist.
+    """
+    source = get_model_info(name)
+    path = cached_path(name, cache_home=cache_home)
+    if source.is_local:
+        _check_local(name, source, path)
+        return path
+    from .datasets._download import download  # deferred: pooch is imported only here
+
+    return download(
+        source.filename, path.parent, url=source.url, known_hash=f"sha256:{source.sha256}",
+        progressbar=progressbar,
+    )
+
+
+def _check_local(name, source, path):
+    from .datasets._download import ChecksumError
+
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Model {name!r} is registered at {path}, which is not a file; reinstall the "
+            "package that provides it."
+        )
+    digest = _sha256_of(path)
+    if digest != source.sha256:
+        raise ChecksumError(
+            f"The file of model {name!r} at {path} has sha256 {digest}, not the pinned "
+            f"{source.sha256}: it was changed or damaged. Reinstall the package that "
+            "provides it."
+        )
+
+
+def _sha256_of(path, chunk=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
