@@ -503,7 +503,7 @@ def test_plot_keypoints_draws_true_and_predicted_skips_missing(tmp_path):
         assert np.isfinite(shown).all(axis=1).sum() == 2  # the missing point is not drawn
         np.testing.assert_allclose(np.asarray(drawn[1].get_offsets()), pred[0])
         # Pixel edges at whole numbers: the image spans [0, 24] both ways.
-        assert axes[0].images[0].get_extent() == [0, 24, 24, 0]
+        assert list(axes[0].images[0].get_extent()) == [0, 24, 24, 0]
         fig.savefig(tmp_path / "keypoints.png")
         assert (tmp_path / "keypoints.png").stat().st_size > 0
     finally:
