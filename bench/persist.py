@@ -14,12 +14,12 @@ Rows, per estimator and for a Pipeline:
   in-process outputs.
 
 ``python bench/persist.py`` runs on this checkout. To measure another
-version's pickles (one without ``save``), run it from that checkout with
+version's pickles (one without ``save``), copy this script and
+``tests/_pickle_scan.py`` into that checkout and run it there with
 ``--pickles-only``.
 """
 
 import argparse
-import io
 import json
 import pickle
 import subprocess
@@ -32,28 +32,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import emit  # noqa: E402
 
-
-def _raw_storages(obj):
-    import torch.storage
-
-    real = torch.storage._load_from_bytes
-    count = 0
-
-    def counting(data):
-        nonlocal count
-        count += 1
-        return real(data)
-
-    class _Counting(pickle.Unpickler):
-        def find_class(self, module, name):
-            if (module, name) == ("torch.storage", "_load_from_bytes"):
-                return counting
-            return super().find_class(module, name)
-
-    _Counting(io.BytesIO(pickle.dumps(obj))).load()
-    return count
+from tests._pickle_scan import raw_storages  # noqa: E402  the scan the tests use
 
 
 def _cases(faces, rng):
@@ -115,7 +97,7 @@ def main(argv=None):
         fit_s = time.perf_counter() - start
         config = {"estimator": repr(est).replace("\n", " "), "n_images": len(faces),
                   "image": "25x25 grey (skimage.data.lfw_subset)", "fit_s": round(fit_s, 2)}
-        emit("persist", f"{name} raw_storages", _raw_storages(est), "storages",
+        emit("persist", f"{name} raw_storages", raw_storages(est), "storages",
              device="cpu", config=config)
         emit("persist", f"{name} pickle_size", len(pickle.dumps(est)), "bytes", device="cpu")
         if args.pickles_only or name == "Pipeline":
