@@ -129,11 +129,11 @@ class _Encoder:
         out = {"class": cls_path, "params": {}, "fitted": None}
         for name, value in params.items():
             if name == "callbacks" and value:
-                import warnings
+                from ._validation import _warn_at_caller
 
-                warnings.warn(
+                _warn_at_caller(
                     f"{key}: callbacks are training-time objects and are not saved; the "
-                    "loaded estimator has callbacks=None.", UserWarning, stacklevel=4,
+                    "loaded estimator has callbacks=None."
                 )
                 value = None
             out["params"][name] = self.value(value, f"{key}.{name}")

@@ -1,8 +1,12 @@
 """Image input validation: the one path from user arrays to float32 NCHW."""
 
+import os
+import sys
+import warnings
 from typing import NamedTuple
 
 import numpy as np
+import sklearn
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = [
@@ -15,6 +19,31 @@ __all__ = [
 ]
 
 _ALLOWED_CHANNELS = (1, 3)
+
+# Input scales (ImageInputMixin): the largest value still read as [0, 1]
+# (interpolation overshoot and brightness changes of [0, 1] images stay below it)
+# and the smallest read as 0-255 pixels (a face whose brightest pixel is below it
+# is all but black). Between the two, as with negative values, the range tells
+# nothing about the scale: "other", never warned about. The gap also keeps
+# feature-like data (scikit-learn's toy data in [0, 3]) out of the warning.
+_UNIT_MAX = 2.0
+_BYTE_MIN = 32.0
+
+# What each input scale is, in words, and what the model sees from it: uint8 is
+# divided by 255, so it is on the same scale as floats in [0, 1].
+_SCALE_WORDS = {
+    "uint8": "uint8 pixels (divided by 255 into [0, 1])",
+    "unit": f"values in [0, 1] (at most {_UNIT_MAX:g})",
+    "0-255": f"values above {_BYTE_MIN:g} (0-255 pixels, taken as they are)",
+}
+_SCALE_SEEN = {"uint8": "unit", "unit": "unit", "0-255": "0-255"}
+
+# Frames in these folders are skface's or scikit-learn's own (set_output wrappers,
+# pipelines): a warning about the input points at the first frame outside them.
+_INTERNAL_DIRS = tuple(
+    os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+    for module in (sys.modules[__name__.split(".")[0]], sklearn)
+)
 
 
 class ImageLayout(NamedTuple):
@@ -67,14 +96,21 @@ def _as_array(X):
 
 
 def _check_image_shape(image_shape):
-    """(H, W, C) from an ``image_shape`` parameter, or None."""
+    """(H, W) or (H, W, C) from an ``image_shape`` parameter (H or W may be -1), or None."""
     if image_shape is None:
         return None
     shape = tuple(int(s) for s in np.atleast_1d(image_shape))
-    if len(shape) not in (2, 3) or min(shape) < 1:
+    unknown = [i for i, s in enumerate(shape) if s == -1]
+    if (
+        len(shape) not in (2, 3)
+        or len(unknown) > 1
+        or 2 in unknown
+        or min(s for i, s in enumerate(shape) if i not in unknown) < 1
+    ):
         raise ValueError(
             f"image_shape must be (height, width) or (height, width, channels) with "
-            f"positive sizes, got {image_shape!r}."
+            f"positive sizes, one of height and width may be -1 (inferred from the row "
+            f"length, as in numpy.reshape); got {image_shape!r}."
         )
     if len(shape) == 3 and shape[2] not in _ALLOWED_CHANNELS:
         raise ValueError(
@@ -84,14 +120,48 @@ def _check_image_shape(image_shape):
     return shape
 
 
-def _flat_shape(n_features, image_shape, fitted_shape):
+def _flat_error(name, X_shape):
+    return ValueError(
+        f"{name} reads images in two dimensions, but X is flat (shape {X_shape}) and "
+        "image_shape is not set: each row would be read as a 1-pixel-high strip. Pass "
+        "the images as (n_samples, height, width) or (n_samples, height, width, "
+        "channels) arrays (a fetcher's .images, not its .data), or set image_shape="
+        "(height, width) or (height, width, channels) to the shape the rows were "
+        "flattened from (e.g. image_shape=(62, 47) for fetch_lfw_people's .data). "
+        "image_shape=(1, -1) reads each row as a strip on purpose."
+    )
+
+
+def _matches(image_shape, shape):
+    """Whether ``shape`` (H, W, C) agrees with ``image_shape`` (-1 matching any size)."""
+    return all(want in (-1, got) for want, got in zip(image_shape, shape))
+
+
+def _flat_shape(n_features, image_shape, fitted_shape, *, spatial=False, error=None):
     """Image shape (H, W, C) for flat rows of ``n_features`` values."""
     if image_shape is None:
-        if fitted_shape is not None and int(np.prod(fitted_shape)) == n_features:
-            return tuple(fitted_shape)
+        if fitted_shape is not None:
+            if int(np.prod(fitted_shape)) == n_features:
+                return tuple(fitted_shape)
+        elif spatial:
+            raise error
         # Without a declared shape a row is a 1-pixel-high grey strip: enough for
-        # fully connected models, which never look at the 2-D arrangement.
+        # fully connected models, which never look at the 2-D arrangement. Rows of
+        # another length than the fitted images fail check_fitted_shape next.
         return (1, n_features, 1)
+    if -1 in image_shape:
+        height, width = image_shape[:2]
+        channels = image_shape[2] if len(image_shape) == 3 else 1
+        known = (width if height == -1 else height) * channels
+        size, rest = divmod(n_features, known)
+        if rest:
+            raise ValueError(
+                f"X has {n_features} features per row, which is not a whole number of "
+                f"{'rows' if height == -1 else 'columns'} of {known} values "
+                f"(image_shape={image_shape}). Pass the image_shape the rows were "
+                "flattened from, as (height, width[, channels])."
+            )
+        return (size, width, channels) if height == -1 else (height, size, channels)
     if len(image_shape) == 2:
         height, width = image_shape
         channels, rest = divmod(n_features, height * width)
@@ -111,7 +181,7 @@ def _flat_shape(n_features, image_shape, fitted_shape):
     return image_shape
 
 
-def check_images(X, *, image_shape=None, fitted_shape=None, estimator=None):
+def check_images(X, *, image_shape=None, fitted_shape=None, spatial=False, estimator=None):
     """Validate a batch of images and convert it to float32 ``(n, C, H, W)``.
 
     Parameters
@@ -121,13 +191,21 @@ def check_images(X, *, image_shape=None, fitted_shape=None, estimator=None):
         channels-last images. uint8 values in [0, 255] are divided by 255;
         other numbers (floats, other integer types) are taken as they are.
     image_shape : tuple of int (H, W) or (H, W, C), default=None
-        Shape of one image, to read flat rows. Without it (and without
-        ``fitted_shape``) a flat row is read as a 1-pixel-high grey strip.
-        For 3-D and 4-D input it must agree with the images.
+        Shape of one image, to read flat rows; one of H and W may be -1,
+        inferred from the row length as in :func:`numpy.reshape` (grey
+        images unless C is given): ``(1, -1)`` reads each row as a
+        1-pixel-high strip. For 3-D and 4-D input it must agree with the
+        images (-1 agrees with any size).
     fitted_shape : tuple of int (H, W, C), default=None
         Shape of the images an estimator was fitted on: images of another
         size raise a ValueError, and flat rows without ``image_shape`` are
         read in this shape.
+    spatial : bool, default=False
+        Whether the caller reads the 2-D arrangement of the pixels
+        (convolutions, blurs, crops). Flat rows then need ``image_shape``
+        or ``fitted_shape``: without either they raise a ValueError, where
+        otherwise they are read as 1-pixel-high grey strips (all a fully
+        connected model needs).
     estimator : estimator instance or str, default=None
         Named in error messages.
 
@@ -142,11 +220,28 @@ def check_images(X, *, image_shape=None, fitted_shape=None, estimator=None):
     ------
     ValueError
         Empty input, wrong number of dimensions or channels, NaN or infinity,
-        complex values, a flat width that does not match ``image_shape``, or
-        images of another size than ``fitted_shape``.
+        complex values, a flat width that does not match ``image_shape``,
+        flat rows without a shape when ``spatial``, or images of another
+        size than ``fitted_shape``.
     TypeError
         Sparse input, or values that are not numbers.
     """
+    images, layout, _ = _check_images(
+        X, image_shape=image_shape, fitted_shape=fitted_shape, spatial=spatial,
+        estimator=estimator,
+    )
+    return images, layout
+
+
+class _Scale(NamedTuple):
+    """The scale of a batch: its kind (see ``ImageInputMixin``) and largest raw value."""
+
+    kind: str
+    high: float
+
+
+def _check_images(X, *, image_shape, fitted_shape, spatial, estimator):
+    """:func:`check_images`, plus the batch's :class:`_Scale`."""
     name = _name(estimator)
     X = _as_array(X)
     image_shape = _check_image_shape(image_shape)
@@ -171,7 +266,8 @@ def check_images(X, *, image_shape=None, fitted_shape=None, estimator=None):
 
     if X.ndim == 2:
         kind = "flat"
-        shape = _flat_shape(X.shape[1], image_shape, fitted_shape)
+        shape = _flat_shape(X.shape[1], image_shape, fitted_shape, spatial=spatial,
+                            error=_flat_error(name, X.shape))
     else:
         kind = "grey" if X.ndim == 3 else "channels_last"
         shape = X.shape[1:] if X.ndim == 4 else X.shape[1:] + (1,)
@@ -181,7 +277,7 @@ def check_images(X, *, image_shape=None, fitted_shape=None, estimator=None):
                 f"but has {shape[2]} channels; skface images have 1 or 3 channels, last. "
                 "For channels-first (n, C, H, W) arrays use X.transpose(0, 2, 3, 1)."
             )
-        if image_shape is not None and image_shape != shape[: len(image_shape)]:
+        if image_shape is not None and not _matches(image_shape, shape):
             raise ValueError(
                 f"X holds images of shape {shape[:2] if kind == 'grey' else shape} but "
                 f"image_shape={image_shape}; drop image_shape or make it match."
@@ -194,20 +290,30 @@ def check_images(X, *, image_shape=None, fitted_shape=None, estimator=None):
     if X.dtype == np.uint8:
         images = X.astype(np.float32)
         images /= 255.0
+        scale = _Scale("uint8", float(X.max()))
     else:
         images = X.astype(np.float32, copy=False)
-    if not np.isfinite(images).all():
-        bad = int((~np.isfinite(images.reshape(len(images), -1))).any(axis=1).sum())
-        raise ValueError(
-            f"Input X contains NaN or infinity in {bad} of {len(images)} image(s); "
-            "remove or impute those values first."
-        )
+        # Two reductions give the scale and, as NaN and infinity reach them, the
+        # finiteness check: no boolean array of the batch's size.
+        low, high = float(images.min()), float(images.max())
+        if not (np.isfinite(low) and np.isfinite(high)):
+            bad = int((~np.isfinite(images.reshape(len(images), -1))).any(axis=1).sum())
+            raise ValueError(
+                f"Input X contains NaN or infinity in {bad} of {len(images)} image(s); "
+                "remove or impute those values first."
+            )
+        if low < 0:
+            scale = _Scale("other", high)
+        elif high <= _UNIT_MAX:
+            scale = _Scale("unit", high)
+        else:
+            scale = _Scale("0-255" if high > _BYTE_MIN else "other", high)
 
     height, width, channels = shape
     images = images.reshape(len(images), height, width, channels)
     # NHWC -> NCHW; a free view for grey images.
     images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
-    return images, ImageLayout(kind, tuple(int(s) for s in shape), out_dtype)
+    return images, ImageLayout(kind, tuple(int(s) for s in shape), out_dtype), scale
 
 
 def check_fitted_shape(shape, fitted_shape, *, estimator=None):
@@ -286,31 +392,113 @@ def restore_layout(images, layout):
     return np.ascontiguousarray(images, dtype=layout.dtype)
 
 
+def _warn_at_caller(message, category=UserWarning):
+    """``warnings.warn`` pointing at the first frame outside skface and scikit-learn."""
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def _scale_advice(fitted, now):
+    """What to do when images on the ``now`` scale reach a model fitted on ``fitted``."""
+    if fitted == "uint8":
+        return "Pass the images as uint8, as in fit, or divide them by 255 (X / 255.0)."
+    if fitted == "unit":
+        return "Divide the images by 255 (X / 255.0), as in fit, or pass them as uint8."
+    if now == "uint8":
+        return (
+            "Pass the pixels as floats (X.astype(np.float32)), as in fit: uint8 input is "
+            "divided by 255."
+        )
+    return "Multiply the images by 255 (as floats, not uint8), as in fit."
+
+
+def _is_spatial(estimator):
+    """Whether ``estimator``'s model reads the 2-D arrangement of the pixels."""
+    return bool(getattr(estimator, "_spatial_input", True))
+
+
 class ImageInputMixin:
     """Image input for estimators with an ``image_shape`` parameter.
 
     ``fit`` records the image shape (and ``n_features_in_``, and
-    ``feature_names_in_`` for DataFrames); later calls must pass images of
-    that shape, in any of the layouts :func:`check_images` reads.
+    ``feature_names_in_`` for DataFrames) and the input scale
+    (``input_scale_``); later calls must pass images of that shape, in any
+    of the layouts :func:`check_images` reads, and are warned when their
+    scale differs.
+
+    Flat input: a model that reads the 2-D arrangement of the pixels
+    (``_spatial_input``: every skface image estimator except the fully
+    connected :class:`~skface.estimators.DBNReconstructor`) needs
+    ``image_shape`` to fit on flat ``(n, H*W*C)`` rows, and raises a
+    ValueError without it, whatever the row length (a fetcher's ``.data``,
+    e.g. LFW's 62x47 = 2914 values, would otherwise be read as 1x2914
+    strips). ``image_shape=(1, -1)`` reads rows as strips on purpose. After
+    fit, flat rows of the fitted size are read in the fitted shape. A fully
+    connected model reads flat rows without ``image_shape`` as strips.
+
+    Input scale: ``input_scale_`` is one of
+
+    - ``"uint8"``: uint8 pixels, divided by 255 into [0, 1];
+    - ``"unit"``: other dtypes, values in [0, 2] (floats in [0, 1], with
+      room for interpolation overshoot and brightness changes);
+    - ``"0-255"``: other dtypes, non-negative, largest value above 32
+      (floats or ints in [0, 255], taken as they are);
+    - ``"other"``: anything else, whose scale the range does not tell:
+      negative values (centred or standardised data), or a largest value
+      between 2 and 32.
+
+    ``transform``/``predict`` warn (UserWarning) when a batch's scale is
+    not what the model saw in fit: uint8 or [0, 1] at fit and 0-255 now,
+    or 0-255 at fit and [0, 1] or uint8 now. uint8 and [0, 1] floats are
+    the same scale (uint8 is divided by 255), and an "other" batch or fit,
+    or an all-zero batch, is never warned about,
+    nor is any input of a model whose output does not depend on the scale
+    (``_input_scale_matters = False``). The cost is one min and one max per
+    call, which also check finiteness.
+
+    Attributes
+    ----------
+    _spatial_input : bool, class attribute, default=True
+        Whether the model reads the 2-D arrangement of the pixels
+        (DBNReconstructor, fully connected, sets False).
+    _input_scale_matters : bool, class attribute, default=True
+        Whether the output depends on the input's scale: False turns the
+        scale warning off.
     """
+
+    _spatial_input = True
+    _input_scale_matters = True
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
 
-    def _validate_images(self, X, *, reset):
+    def _image_shape_param(self):
+        """The ``image_shape`` that reads flat rows (a hook: heads fall back on their encoder's)."""
+        return self.image_shape
+
+    def _validate_images(self, X, *, reset, any_size=False):
         """Images as float32 (n, C, H, W) and the caller's layout.
 
         With ``reset`` the image shape, ``n_features_in_`` (and
-        ``feature_names_in_`` for DataFrames) are recorded; otherwise the
-        images must match them.
+        ``feature_names_in_`` for DataFrames) and ``input_scale_`` are
+        recorded; otherwise the images must match the shape, and a batch on
+        another scale than in fit is warned about. With ``any_size`` (and
+        not ``reset``) 3-D and 4-D images of any size pass; flat rows are
+        still read in the fitted shape.
         """
         if not reset:
             check_is_fitted(self)
-        fitted_shape = None if reset else self.image_shape_
-        images, layout = check_images(
-            X, image_shape=self.image_shape, fitted_shape=fitted_shape, estimator=self
+        image_shape, fitted_shape = self._image_shape_param(), None if reset else self.image_shape_
+        if any_size and not reset and np.ndim(X) != 2:
+            # Images that carry their own size: neither shape applies to them.
+            image_shape = fitted_shape = None
+        images, layout, scale = _check_images(
+            X, image_shape=image_shape, fitted_shape=fitted_shape,
+            spatial=_is_spatial(self), estimator=self,
         )
         if layout.kind == "flat":
             # Feature names and n_features_in_ the scikit-learn way, for DataFrames.
@@ -321,4 +509,24 @@ class ImageInputMixin:
             self.image_layout_ = layout
             self.image_shape_ = layout.shape
             self.n_features_in_ = layout.n_features
+            self.input_scale_ = scale.kind
+        else:
+            self._check_input_scale(scale)
         return images, layout
+
+    def _check_input_scale(self, scale):
+        """Warn when a batch's scale differs from the one seen in fit."""
+        if not self._input_scale_matters:
+            return
+        # Models fitted before input_scale_ existed have none to compare with.
+        fitted = getattr(self, "input_scale_", None)
+        seen, now = _SCALE_SEEN.get(fitted), _SCALE_SEEN.get(scale.kind)
+        if seen is None or now is None or seen == now or scale.high == 0:
+            return
+        _warn_at_caller(
+            f"{type(self).__name__} was fitted on {_SCALE_WORDS[fitted]}, but X holds "
+            f"{_SCALE_WORDS[scale.kind]} (largest value {scale.high:.4g}): the model sees "
+            f"them on a scale about 255 times {'larger' if now == '0-255' else 'smaller'} "
+            f"than in training, and its output is meaningless. "
+            f"{_scale_advice(fitted, scale.kind)}"
+        )

@@ -16,6 +16,11 @@ from skface.estimators import (
 )
 from skface.preprocessing import LocalContrastNormalizer
 
+# The checks' toy data is flat rows of any length: the convolutional estimators
+# raise on flat rows without image_shape, so they read them as 1-pixel-high strips
+# on purpose (the fully connected DBNReconstructor needs no shape).
+STRIP = (1, -1)
+
 # Every skface estimator, configured small enough for the checks' toy data.
 ESTIMATORS = [
     DBNReconstructor(
@@ -23,28 +28,28 @@ ESTIMATORS = [
     ),
     CenterLossEmbedder(
         backbone="small_cnn", backbone_params={"width": 2}, embedding_dim=4, max_epochs=2,
-        batch_size=16,
+        batch_size=16, image_shape=STRIP,
     ),
-    ConvSDAEFeatures(layer_channels=(4,), pretrain_epochs=1, batch_size=16),
+    ConvSDAEFeatures(layer_channels=(4,), pretrain_epochs=1, batch_size=16, image_shape=STRIP),
     # The frozen-features recipe's transform path: every layer, mirror-averaged.
     ConvSDAEFeatures(layer_channels=(4, 4), pretrain_epochs=1, batch_size=16,
-                     feature_layers="all", test_flip=True),
+                     feature_layers="all", test_flip=True, image_shape=STRIP),
     # The checks' toy rows are 1-pixel-high strips of unrelated features: flips
     # and shifts would scramble them, so augmentation is off here.
     SDAEClassifier(
         ConvSDAEFeatures(layer_channels=(8,), pretrain_epochs=1, batch_size=16),
-        max_epochs=10, lr=1e-2, batch_size=32, flip=False, max_shift=0.0,
+        max_epochs=10, lr=1e-2, batch_size=32, flip=False, max_shift=0.0, image_shape=STRIP,
     ),
     SDAERegressor(
         ConvSDAEFeatures(layer_channels=(8,), pretrain_epochs=1, batch_size=16),
-        max_epochs=10, lr=1e-2, batch_size=32, flip=False, max_shift=0.0,
+        max_epochs=10, lr=1e-2, batch_size=32, flip=False, max_shift=0.0, image_shape=STRIP,
     ),
     # Toy rows are strips of unrelated features, not faces: no augmentation.
     KeypointRegressor(
         layer_channels=(4, 8), convs_per_layer=1, input_size=8, flip_pairs=None,
-        rotation=0.0, scale=0.0, shift=0.0, max_epochs=2, batch_size=16,
+        rotation=0.0, scale=0.0, shift=0.0, max_epochs=2, batch_size=16, image_shape=STRIP,
     ),
-    LocalContrastNormalizer(),
+    LocalContrastNormalizer(image_shape=STRIP),
 ]
 
 # Checks expected to fail, with the reason, per estimator class.

@@ -77,3 +77,36 @@ def test_localcontrastnormalizer_in_pipeline_feeds_convsdaefeatures():
     features = pipe.fit_transform(X)
     assert features.shape == (24, 4 * 8 * 8)
     np.testing.assert_array_equal(clone(pipe).fit(X).transform(X), features)
+
+
+@pytest.mark.parametrize("sigma", [1e6, 1e12])
+def test_localcontrastnormalizer_sigma_beyond_image_size_fast_and_finite(sigma):
+    # The reported case: sigma=1e6 on 8x8 images padded each image by 3 million pixels.
+    import time
+
+    X = np.random.RandomState(0).rand(256, 8, 8)
+    start = time.perf_counter()
+    out = LocalContrastNormalizer(sigma=sigma).fit_transform(X)
+    assert time.perf_counter() - start < 10
+    assert np.isfinite(out).all()
+    # Wider than the image, the window is all but flat: sigma hardly matters any more.
+    np.testing.assert_allclose(out, LocalContrastNormalizer(sigma=1e9).fit_transform(X),
+                               rtol=1e-3, atol=1e-4)
+
+
+def test_localcontrastnormalizer_flat_rows_without_shape_raise():
+    with pytest.raises(ValueError, match=r"LocalContrastNormalizer reads images in two.*"
+                                         r"image_shape=\(height, width\)"):
+        LocalContrastNormalizer().fit(_faces().reshape(6, -1))
+
+
+def test_localcontrastnormalizer_other_scale_no_warning():
+    # Gain and offset cancel in the normalisation: no input scale is wrong for it.
+    import warnings
+
+    X = (_faces() * 255).astype(np.uint8)
+    lcn = LocalContrastNormalizer().fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = lcn.transform(X.astype(np.float32))
+    np.testing.assert_allclose(out, lcn.transform(X), atol=1e-3)

@@ -2,7 +2,9 @@
 
 import contextlib
 import copy
+import functools
 import numbers
+import os
 
 import numpy as np
 import torch
@@ -11,6 +13,14 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, LRScheduler
 
 from .._validation import ImageInputMixin
+from ._checkpoint import (
+    CheckpointReader,
+    CheckpointWriter,
+    StageCheckpoints,
+    fingerprint,
+    restore,
+    sigint_guard,
+)
 
 __all__ = ["FaceEstimatorMixin", "FaceNet", "LRSchedule", "TensorBatches", "one_cycle"]
 
@@ -322,14 +332,45 @@ def _check_user_callbacks(callbacks):
     return callbacks
 
 
+def _transactional(fit):
+    """``fit`` that leaves the estimator as it was when it raises or is interrupted.
+
+    A fit stopped by Ctrl-C (or any error) must not leave a half-trained
+    model that looks fitted: the attributes are put back as they were
+    before the call (unfitted, or the previous fit). A warm start trains
+    ``net_`` in place, so that one is copied first.
+    """
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        before = dict(self.__dict__)
+        if getattr(self, "warm_start", False) and "net_" in before:
+            before["net_"] = copy.deepcopy(before["net_"])
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    return wrapper
+
+
 class FaceEstimatorMixin(ImageInputMixin):
     """Machinery shared by skface estimators.
 
     Expects the parameters ``device``, ``random_state``, ``verbose`` and
     ``image_shape``; provides input validation against the fitted image
     shape (from :class:`~skface._validation.ImageInputMixin`), device
-    resolution, seeding, skorch net building and batched inference.
+    resolution, seeding, skorch net building and batched inference. Every
+    ``fit`` a subclass defines is wrapped so that an interrupted or failed
+    fit leaves the estimator as it was.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "fit" in cls.__dict__:
+            cls.fit = _transactional(cls.__dict__["fit"])
 
     def _check_common_params(self):
         """Validate ``device``, ``verbose``, ``random_state``; return the device."""
@@ -403,11 +444,69 @@ class FaceEstimatorMixin(ImageInputMixin):
         )
 
     def _net_callbacks(self, own, desc):
-        """A net's callbacks: the estimator's own, a copy of the user's, the progress bar."""
+        """A net's callbacks: the estimator's own, a copy of the user's, the progress bar.
+
+        With a ``checkpoint`` folder, a reader comes first (it puts a resumed
+        stage's state back before the others act on it) and a writer last
+        (it saves what every other callback recorded for the epoch).
+        """
         callbacks = list(own or ()) + _check_user_callbacks(getattr(self, "callbacks", None))
         if self.verbose:
             callbacks.append(("progress", _EpochProgress(desc)))
+        if getattr(self, "checkpoint", None) is not None:
+            callbacks = [("checkpoint_reader", CheckpointReader()), *callbacks,
+                         ("checkpoint_writer", CheckpointWriter())]
         return callbacks
+
+    # -- training stages ---------------------------------------------------------
+
+    def _checkpoints(self, *arrays):
+        """The fit's checkpoint folder (None without ``checkpoint``), checked against it.
+
+        ``arrays`` are the training data: a folder written by a fit of other
+        data or parameters raises rather than being resumed from.
+        """
+        if getattr(self, "checkpoint", None) is None:
+            return None
+        if not isinstance(self.checkpoint, (str, os.PathLike)):
+            raise ValueError(
+                f"checkpoint must be None or a folder path, got {self.checkpoint!r}."
+            )
+        return StageCheckpoints(self.checkpoint, fingerprint(self, *arrays))
+
+    def _train_stage(self, net, X, y, *, checkpoints, stage, epochs):
+        """Train an initialised net for ``epochs`` epochs: one stage of a fit.
+
+        Ctrl-C stops the stage and raises ``KeyboardInterrupt`` (skorch alone
+        would swallow it and let the fit go on); early stopping by a
+        callback still ends just the stage. With ``checkpoints`` the state
+        is written after every epoch, and a stage found there resumes where
+        it stopped (a finished one is loaded, not trained again).
+        """
+        if checkpoints is not None:
+            state = checkpoints.load(stage, net.device)
+            callbacks = dict(net.callbacks_)
+            callbacks["checkpoint_writer"].target = checkpoints.path(stage)
+            if state is not None and state["done"]:
+                restore(net, state)
+                callbacks["checkpoint_writer"].target = None
+                return
+            if state is not None:
+                epochs -= state["epochs"]
+                if epochs > 0:
+                    callbacks["checkpoint_reader"].state = state
+                else:  # every epoch ran; only the end of the stage was missed
+                    restore(net, state)
+        try:
+            if epochs > 0:
+                with sigint_guard(net):
+                    net.partial_fit(X, y, epochs=epochs)
+                if net.interrupted_:
+                    raise KeyboardInterrupt
+        finally:
+            net.interrupted_ = False
+            if checkpoints is not None:
+                dict(net.callbacks_)["checkpoint_writer"].target = None
 
     @staticmethod
     @torch.no_grad()

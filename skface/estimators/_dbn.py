@@ -153,6 +153,13 @@ class DBNReconstructor(
         changed). There is no validation split: early stopping watches the
         training loss, ``EarlyStopping(monitor="train_loss")``, and stops
         the stage it runs in.
+    checkpoint : path-like or None, default=None
+        A folder to write the training state to after every epoch of every
+        stage. A ``fit`` with the same data, parameters and folder resumes
+        where an interrupted one stopped (finished stages are loaded, not
+        trained again) and gives the same model as an uninterrupted fit on
+        the CPU; a folder written by another fit raises. Ctrl-C always
+        stops the whole fit and leaves the estimator as it was before it.
     device : str, default="auto"
         Torch device; "auto" is CUDA when available, else CPU. On CUDA the
         matmuls run in bfloat16 autocast.
@@ -207,6 +214,9 @@ class DBNReconstructor(
     (40, 8, 8)
     """
 
+    # Fully connected: a flat row of any length is all it needs.
+    _spatial_input = False
+
     def __init__(
         self,
         hidden_layer_sizes=(1000, 500, 250, 64),
@@ -225,6 +235,7 @@ class DBNReconstructor(
         batch_size=100,
         image_shape=None,
         callbacks=None,
+        checkpoint=None,
         device="auto",
         random_state=None,
         verbose=0,
@@ -244,6 +255,7 @@ class DBNReconstructor(
         self.batch_size = batch_size
         self.image_shape = image_shape
         self.callbacks = callbacks
+        self.checkpoint = checkpoint
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -324,6 +336,7 @@ class DBNReconstructor(
 
         code = "gaussian" if self.code_units == "linear" else "bernoulli"
         layer_sizes = [data.shape[1]] + sizes
+        checkpoints = self._checkpoints(data)
         seed, *net_seeds = self._seeds(len(sizes) + 2)
         with seeded(seed, self.device_):
             x = to_tensor(data, self.device_)
@@ -348,7 +361,9 @@ class DBNReconstructor(
                     cd_k=self.cd_k,
                     persistent=self.persistent,
                 )
-                net.fit(v, None)
+                net.initialize()
+                self._train_stage(net, v, None, checkpoints=checkpoints, stage=f"rbm{i}",
+                                  epochs=self.pretrain_epochs)
                 with torch.no_grad():
                     v = torch.cat([net.module_(batch) for batch in v.split(4096)])
                 self.rbm_nets_.append(net)
@@ -368,8 +383,8 @@ class DBNReconstructor(
             )
             self.net_.initialize()
             self._load_pretrained(mean, scale)
-            if self.finetune_epochs:
-                self.net_.partial_fit(x, x)
+            self._train_stage(self.net_, x, x, checkpoints=checkpoints, stage="finetune",
+                              epochs=self.finetune_epochs)
         self.n_components_ = sizes[-1]
         return self
 

@@ -158,16 +158,26 @@ class CenterLossEmbedder(
         not seen before get new head rows and centers, known ones keep
         theirs, and the backbone goes on from its weights. The training
         settings (epochs, learning rate, loss weights, augmentation) follow
-        the current parameters; the backbone, ``embedding_dim``, the input
-        standardisation and ``callbacks`` stay those of the first fit. The
-        optimizer starts afresh (new head rows need new parameters).
+        the current parameters, ``callbacks`` included; the backbone,
+        ``embedding_dim`` and the input standardisation stay those of the
+        first fit. The optimizer starts afresh (new head rows need new
+        parameters).
     image_shape : tuple of int (H, W) or (H, W, C), default=None
-        Shape of one image, to read flat rows of ``X``.
+        Shape of one image, to read flat rows of ``X`` (one of H, W may be
+        -1, as in ``numpy.reshape``). Flat rows without it raise: a
+        fetcher's ``.data`` has no shape of its own, so pass its
+        ``.images`` or, for LFW, ``image_shape=(62, 47)``.
     callbacks : list of skorch callbacks or (name, callback) pairs, default=None
         Added to ``net_`` (a copy: the objects passed are not changed; the
         fitted ones are in ``net_.callbacks_``). There is no validation
         split: early stopping watches the training loss,
         ``EarlyStopping(monitor="train_loss")``.
+    checkpoint : path-like or None, default=None
+        A folder to write the training state to after every epoch. A ``fit`` with the same data, parameters and folder resumes
+        where an interrupted one stopped (finished stages are loaded, not
+        trained again) and gives the same model as an uninterrupted fit on
+        the CPU; a folder written by another fit raises. Ctrl-C always
+        stops the whole fit and leaves the estimator as it was before it.
     device : str, default="auto"
         Torch device; "auto" is CUDA when available, else CPU.
     random_state : int, RandomState instance or None, default=None
@@ -252,6 +262,7 @@ class CenterLossEmbedder(
         warm_start=False,
         image_shape=None,
         callbacks=None,
+        checkpoint=None,
         device="auto",
         random_state=None,
         verbose=0,
@@ -275,6 +286,7 @@ class CenterLossEmbedder(
         self.warm_start = warm_start
         self.image_shape = image_shape
         self.callbacks = callbacks
+        self.checkpoint = checkpoint
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -358,8 +370,14 @@ class CenterLossEmbedder(
         device = self.device_ if continuing else self._check_common_params()
         images, _ = self._validate_images(X, reset=not continuing)
         y = check_targets(y, len(images), estimator=self)
-        if y.ndim != 1:
-            y = np.ravel(y) if y.ndim == 2 and y.shape[1] == 1 else y
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = np.ravel(y)
+        elif y.ndim != 1:
+            raise ValueError(
+                f"y has shape {y.shape}, but {type(self).__name__} needs one identity label "
+                f"per image: a 1-D y of shape ({len(images)},) (a ({len(images)}, 1) column "
+                "is accepted too). Multi-output targets are not supported."
+            )
         with warnings.catch_warnings():
             # Face identities often have one or two images each: not a regression target.
             warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
@@ -376,6 +394,8 @@ class CenterLossEmbedder(
                 f"{type(self).__name__} needs at least 2 identities to learn embeddings "
                 "from; y holds 1 class."
             )
+        # A warm start resumes nothing: each fit call is its own run.
+        checkpoints = None if continuing else self._checkpoints(images, y)
         seed, net_seed = self._seeds(2)
 
         with seeded(seed, device):
@@ -388,8 +408,8 @@ class CenterLossEmbedder(
                 self.net_, self.classes_, self.embedding_dim_ = net, classes, dim
             x = to_tensor(images, self.device_)
             targets = torch.as_tensor(y_index, dtype=torch.long, device=self.device_)
-            if self.max_epochs:
-                self.net_.partial_fit(x, targets)
+            self._train_stage(self.net_, x, targets, checkpoints=checkpoints, stage="train",
+                              epochs=self.max_epochs)
         self.centers_ = self.net_.criterion_.center_loss.centers.detach().cpu().numpy().copy()
         # What transform does is fixed by the fit, whatever set_params does later.
         self.crop_size_ = self.crop_size

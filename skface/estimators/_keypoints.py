@@ -1,6 +1,7 @@
 """KeypointRegressor: facial keypoints by a CNN, with missing labels and SDAE pretraining."""
 
 import numbers
+import os
 import warnings
 
 import numpy as np
@@ -10,9 +11,15 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._params import check_number, check_size
-from .._validation import check_images
+from .._validation import _warn_at_caller
 from ..metrics import keypoint_rmse
-from ..nn.keypoints import augment_keypoints, default_flip_pairs, flip_permutation
+from ..nn.keypoints import (
+    default_flip_pairs,
+    flip_permutation,
+    random_affine,
+    warp_images,
+    warp_keypoints,
+)
 from ..nn.losses import MaskedMSELoss
 from ..nn.trunk import ConvTrunk, TrunkKeypointHead
 from ._base import (
@@ -31,6 +38,9 @@ from ._sdae import ConvSDAEFeatures
 __all__ = ["KeypointRegressor"]
 
 _POOLINGS = ("avg", "flatten")
+
+# Stands in for the missing partner of a known coordinate during augmentation.
+_STAND_IN = 1e30
 
 
 # -- the network -----------------------------------------------------------------------
@@ -78,10 +88,29 @@ class _KeypointNet(FaceNet):
             return x, y
         half = self.half_
         points = (y.view(len(y), -1, 2) + 1) * half  # normalised -> pixels
-        x, points = augment_keypoints(
-            x, points, perm=self.flip_perm_, flip=flip, rotation=self.rotation,
-            scale=self.scale, shift=self.shift, generator=self.generator_,
+        # A coordinate whose partner is missing (x known, y NaN) moves on its own
+        # under mirroring, zoom and shift, but a rotation mixes in the partner: its
+        # image is not rotated, and the partner is a large finite stand-in, not NaN,
+        # which the matrix product would spread to it (NaN * 0 is NaN). The stand-in
+        # comes out far beyond any image and is NaN again; all branch-free, no sync.
+        missing = torch.isnan(points)
+        lone = missing[..., 0] != missing[..., 1]
+        points = torch.where(missing & lone[..., None], _STAND_IN, points)
+        size = tuple(x.shape[-2:])
+        # augment_keypoints, with the rotation dropped where needed.
+        matrix, flipped = random_affine(
+            len(x), size, flip=flip, rotation=self.rotation, scale=self.scale,
+            shift=self.shift, generator=self.generator_, device=x.device,
         )
+        if self.rotation:
+            zoom = torch.hypot(matrix[:, 1, 0], matrix[:, 1, 1])
+            sign = 1 - 2 * flipped.to(matrix.dtype)
+            upright = torch.diag_embed(torch.stack([zoom * sign, zoom], dim=1))
+            linear = torch.where(lone.any(dim=1)[:, None, None], upright, matrix[:, :, :2])
+            matrix = torch.cat([linear, matrix[:, :, 2:]], dim=2)
+        x = warp_images(x, matrix)
+        points = warp_keypoints(points, matrix, size, flipped, self.flip_perm_)
+        points = torch.where(points.abs() > _STAND_IN / 1e10, torch.nan, points)
         if on_cuda(x.device):
             x = x.contiguous(memory_format=torch.channels_last)  # grid_sample returns NCHW
         return x, (points / half - 1).reshape(len(y), -1)
@@ -243,13 +272,23 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
         AdamW's decoupled weight decay.
     batch_size : int, default=64
     image_shape : tuple of int (H, W) or (H, W, C), default=None
-        Shape of one image, to read flat rows of ``X``.
+        Shape of one image, to read flat rows of ``X`` (one of H, W may be
+        -1, as in ``numpy.reshape``). Flat rows without it raise: a
+        fetcher's ``.data`` has no shape of its own, so pass its
+        ``.images`` or, for LFW, ``image_shape=(62, 47)``.
     callbacks : list of skorch callbacks or (name, callback) pairs, default=None
         Added to ``net_`` (a copy: the objects passed are not changed; the
         fitted ones are in ``net_.callbacks_``). There is no validation
         split: early stopping watches the training loss,
         ``EarlyStopping(monitor="train_loss")``. Pretraining an encoder
         (``pretrain="sdae"``) does not use them.
+    checkpoint : path-like or None, default=None
+        A folder to write the training state to after every epoch (an
+        encoder pretrained here checkpoints into its ``encoder`` subfolder). A ``fit`` with the same data, parameters and folder resumes
+        where an interrupted one stopped (finished stages are loaded, not
+        trained again) and gives the same model as an uninterrupted fit on
+        the CPU; a folder written by another fit raises. Ctrl-C always
+        stops the whole fit and leaves the estimator as it was before it.
     device : str, default="auto"
         Torch device; "auto" is CUDA when available.
     random_state : int, RandomState instance or None, default=None
@@ -325,6 +364,7 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
         batch_size=64,
         image_shape=None,
         callbacks=None,
+        checkpoint=None,
         device="auto",
         random_state=None,
         verbose=0,
@@ -348,6 +388,7 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
         self.batch_size = batch_size
         self.image_shape = image_shape
         self.callbacks = callbacks
+        self.checkpoint = checkpoint
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -434,9 +475,9 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
             x0, y0, x1, y1, ... (the column order of Kaggle's and the
             YouTube Faces CSVs). NaN where a keypoint is missing; an image
             may have any number missing. A coordinate whose partner is
-            missing is used only in batches without geometric augmentation
-            (a rotated x needs y). An odd number of flat columns ends with
-            an x alone.
+            missing is learnt too: in training its image is mirrored,
+            zoomed and shifted but not rotated (a rotated x needs y). An
+            odd number of flat columns ends with an x alone.
 
         Returns
         -------
@@ -460,13 +501,13 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
             mean = np.nanmean(relative, axis=0)
         never = np.isnan(mean).ravel()[: self._flat_columns]
         if never.any():
-            warnings.warn(
+            _warn_at_caller(
                 f"Target columns {np.flatnonzero(never).tolist()} (x0, y0, x1, ...) are never "
                 "observed in y: they cannot be learnt and are predicted at the image centre.",
-                UserWarning, stacklevel=2,
             )
         self.mean_shape_ = np.where(np.isnan(mean), 0.5, mean)
 
+        checkpoints = self._checkpoints(images, relative)
         seed, pretrain_seed, net_seed = self._seeds(3)
         with seeded(seed, self.device_):
             x = self._load(images, self.device_)
@@ -493,8 +534,8 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
             if on_cuda(self.device_):
                 self.net_.module_.to(memory_format=torch.channels_last)
             targets = to_tensor((2 * relative - 1).reshape(len(images), -1), self.device_)
-            if self.max_epochs:
-                self.net_.partial_fit(x, targets)
+            self._train_stage(self.net_, x, targets, checkpoints=checkpoints, stage="train",
+                              epochs=self.max_epochs)
         self.net_.module_.eval()
         return self
 
@@ -533,6 +574,8 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
                 verbose=self.verbose,
                 random_state=seed if encoder.random_state is None else encoder.random_state,
             )
+            if self.checkpoint is not None and encoder.checkpoint is None:
+                encoder.set_params(checkpoint=os.path.join(self.checkpoint, "encoder"))
             encoder.fit(x.permute(0, 2, 3, 1).float().cpu().numpy())
         elif encoder.n_channels_ != self.n_channels_:
             raise ValueError(
@@ -562,7 +605,8 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
             # A flat row has no shape of its own: it is read in the fitted one.
             images, _ = self._validate_images(X, reset=False)
             return images
-        images, _ = check_images(X, estimator=self)
+        # Any size, but warned like predict when the scale is not the fitted one.
+        images, _ = self._validate_images(X, reset=False, any_size=True)
         return images
 
     def _relative(self, images):

@@ -206,7 +206,17 @@ class ConvSDAEFeatures(
         Adam learning rate of both stages.
     batch_size : int, default=128
     image_shape : tuple of int (H, W) or (H, W, C), default=None
-        Shape of one image, to read flat rows of ``X``.
+        Shape of one image, to read flat rows of ``X`` (one of H, W may be
+        -1, as in ``numpy.reshape``). Flat rows without it raise: a
+        fetcher's ``.data`` has no shape of its own, so pass its
+        ``.images`` or, for LFW, ``image_shape=(62, 47)``.
+    checkpoint : path-like or None, default=None
+        A folder to write the training state to after every epoch of every
+        stage. A ``fit`` with the same data, parameters and folder resumes
+        where an interrupted one stopped (finished stages are loaded, not
+        trained again) and gives the same model as an uninterrupted fit on
+        the CPU; a folder written by another fit raises. Ctrl-C always
+        stops the whole fit and leaves the estimator as it was before it.
     device : str, default="auto"
         Torch device; "auto" is CUDA when available. On CUDA the
         convolutions run in bfloat16 autocast, channels-last.
@@ -302,6 +312,7 @@ class ConvSDAEFeatures(
         batch_size=128,
         image_shape=None,
         callbacks=None,
+        checkpoint=None,
         device="auto",
         random_state=None,
         verbose=0,
@@ -322,6 +333,7 @@ class ConvSDAEFeatures(
         self.batch_size = batch_size
         self.image_shape = image_shape
         self.callbacks = callbacks
+        self.checkpoint = checkpoint
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -374,6 +386,7 @@ class ConvSDAEFeatures(
         self.n_channels_ = images.shape[1] if self.color is None else (3 if self.color else 1)
         self.input_size_ = size or tuple(int(s) for s in images.shape[-2:])
 
+        checkpoints = self._checkpoints(images)
         seed, *net_seeds = self._seeds(len(channels) + 2)
         with seeded(seed, self.device_):
             x = load_images(images, self.input_size_, self.n_channels_, self.device_)
@@ -390,13 +403,14 @@ class ConvSDAEFeatures(
             stages = [(i, self.pretrain_epochs, f"layer {i + 1}/{len(channels)}")
                       for i in range(len(channels))]
             for stage, epochs, desc in stages + [("joint", self.finetune_epochs, "joint")]:
+                name = stage if stage == "joint" else f"layer{stage}"
                 # Each stage is its own small fit: a fresh optimizer and history.
                 net.set_params(stage=stage, max_epochs=epochs, seed=net_seeds.pop(0))
                 self._set_progress(net, desc)
                 net.initialize_optimizer()
                 net.history_ = History()  # not initialize_history: it clears the last one
-                if epochs:
-                    net.partial_fit(x, None)
+                self._train_stage(net, x, None, checkpoints=checkpoints, stage=name,
+                                  epochs=epochs)
                 histories.append(net.history)
         net.module_.eval()
         self.net_ = net

@@ -1,6 +1,7 @@
 """SDAEClassifier and SDAERegressor: a ConvSDAEFeatures encoder fine-tuned with a head."""
 
 import numbers
+import os
 
 import numpy as np
 import torch
@@ -50,6 +51,7 @@ class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):
         max_shift=0.08,
         image_shape=None,
         callbacks=None,
+        checkpoint=None,
         device="auto",
         random_state=None,
         verbose=0,
@@ -64,6 +66,7 @@ class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):
         self.max_shift = max_shift
         self.image_shape = image_shape
         self.callbacks = callbacks
+        self.checkpoint = checkpoint
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -79,6 +82,13 @@ class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):
         encoder = check_encoder(self.encoder)
         return ConvSDAEFeatures() if encoder is None else encoder
 
+    def _image_shape_param(self):
+        # The shape given to the encoder reads the head's flat rows too.
+        if self.image_shape is None and self.encoder is not None:
+            encoder = getattr(self.encoder, "estimator", self.encoder)  # a FrozenEstimator's
+            return getattr(encoder, "image_shape", None)
+        return self.image_shape
+
     def _fitted_encoder(self, encoder, X, seed):
         """The encoder as given when fitted, else a clone of it fitted on ``X``."""
         if is_fitted(encoder):
@@ -91,11 +101,14 @@ class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):
             overrides["image_shape"] = self.image_shape
         if encoder.device == "auto":
             overrides["device"] = self.device_
+        if self.checkpoint is not None and encoder.checkpoint is None:
+            overrides["checkpoint"] = os.path.join(self.checkpoint, "encoder")
         return encoder.set_params(**overrides).fit(X)
 
     def _train(self, X, images, targets, n_outputs, criterion):
         """Fine-tune a copy of the encoder's trunk with a linear head on ``targets``."""
         encoder = self._check_params()
+        checkpoints = self._checkpoints(images, targets)
         encoder_seed, seed, net_seed = self._seeds(3)
         self.encoder_ = self._fitted_encoder(encoder, X, encoder_seed)
         trunk = self.encoder_.export_trunk()
@@ -120,8 +133,8 @@ class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):
             self.net_.initialize()
             # A copy of the encoder's weights: fine-tuning never changes the encoder.
             self.net_.module_.trunk.load_state_dict(trunk.state_dict)
-            if self.max_epochs:
-                self.net_.partial_fit(x, targets)
+            self._train_stage(self.net_, x, targets, checkpoints=checkpoints,
+                              stage="finetune", epochs=self.max_epochs)
         self.net_.module_.eval()
         return self
 
@@ -180,7 +193,18 @@ class SDAEClassifier(ClassifierMixin, _SDAEHeadBase):
         Largest random shift of training images, as a fraction of the
         encoder's input size (rounded to whole pixels); 0 disables.
     image_shape : tuple of int (H, W) or (H, W, C), default=None
-        Shape of one image, to read flat rows of ``X``.
+        Shape of one image, to read flat rows of ``X`` (one of H, W may be
+        -1, as in ``numpy.reshape``). Flat rows without it raise: a
+        fetcher's ``.data`` has no shape of its own, so pass its
+        ``.images`` or, for LFW, ``image_shape=(62, 47)``.
+    checkpoint : path-like or None, default=None
+        A folder to write the training state to after every epoch of
+        fine-tuning (an unfitted encoder fitted here checkpoints into its
+        ``encoder`` subfolder). A ``fit`` with the same data, parameters and folder resumes
+        where an interrupted one stopped (finished stages are loaded, not
+        trained again) and gives the same model as an uninterrupted fit on
+        the CPU; a folder written by another fit raises. Ctrl-C always
+        stops the whole fit and leaves the estimator as it was before it.
     device : str, default="auto"
         Torch device; "auto" is CUDA when available.
     random_state : int, RandomState instance or None, default=None
@@ -309,7 +333,7 @@ class SDAERegressor(RegressorMixin, _SDAEHeadBase):
         within one standard deviation and absolute beyond, robust to the
         rare extreme targets (very old ages) that dominate a squared error.
     max_epochs, lr, weight_decay, batch_size, dropout, flip, max_shift, image_shape, \
-callbacks, device, random_state, verbose
+callbacks, checkpoint, device, random_state, verbose
         See :class:`SDAEClassifier`.
 
     Attributes
@@ -349,6 +373,7 @@ feature_names_in_, device_
         max_shift=0.08,
         image_shape=None,
         callbacks=None,
+        checkpoint=None,
         device="auto",
         random_state=None,
         verbose=0,
@@ -356,7 +381,7 @@ feature_names_in_, device_
         super().__init__(
             encoder, max_epochs=max_epochs, lr=lr, weight_decay=weight_decay,
             batch_size=batch_size, dropout=dropout, flip=flip, max_shift=max_shift,
-            image_shape=image_shape, callbacks=callbacks, device=device,
+            image_shape=image_shape, callbacks=callbacks, checkpoint=checkpoint, device=device,
             random_state=random_state, verbose=verbose,
         )
         self.loss = loss

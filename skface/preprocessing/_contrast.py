@@ -38,9 +38,17 @@ class LocalContrastNormalizer(OneToOneFeatureMixin, TransformerMixin, ImageInput
     ----------
     sigma : float, default=2.0
         Neighbourhood size: standard deviation of the Gaussian window, in
-        pixels of the images given (2 suits 48-64 px faces).
+        pixels of the images given (2 suits 48-64 px faces); > 0 and
+        finite. Any value works with any image size: a window wider than
+        the image is folded onto it (the weight past an edge goes to the
+        edge pixel, as replicated edges would give it), so time and memory
+        grow with the image, not with sigma. A sigma far beyond the image
+        size makes the local mean that of the image's corners: no longer
+        local contrast normalisation.
     image_shape : tuple of int (H, W) or (H, W, C), default=None
-        Shape of one image, to read flat rows of ``X``.
+        Shape of one image, to read flat rows of ``X``: needed to fit on
+        flat rows, as the window is 2-D (``(1, -1)`` reads each row as a
+        1-pixel-high strip).
 
     Attributes
     ----------
@@ -70,6 +78,10 @@ class LocalContrastNormalizer(OneToOneFeatureMixin, TransformerMixin, ImageInput
     >>> LocalContrastNormalizer(sigma=2.0).fit_transform(faces).shape
     (4, 48, 48, 3)
     """
+
+    # Each image is normalised by its own statistics: gain and offset cancel, so
+    # no input scale is wrong for it.
+    _input_scale_matters = False
 
     def __init__(self, sigma=2.0, *, image_shape=None):
         self.sigma = sigma

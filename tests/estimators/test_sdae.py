@@ -640,3 +640,14 @@ def test_conv_sdae_corrupt_training_noise_in_callers_layout(noise):
     else:
         assert abs(np.std(noisy - X) / np.std(X) - 0.3) < 0.03
     assert sdae.corrupt(X.astype(np.float64), random_state=0).dtype == np.float64
+
+
+def test_sdaeclassifier_flat_rows_read_with_encoder_image_shape(faces):
+    X, y = faces[:2]
+    flat = X.reshape(len(X), -1)
+    encoder = _encoder(pretrain_epochs=1, image_shape=X.shape[1:])
+    clf = _clf(encoder, max_epochs=1).fit(flat, y)
+    assert clf.image_shape_ == X.shape[1:]
+    np.testing.assert_array_equal(clf.predict_proba(flat), clf.predict_proba(X))
+    with pytest.raises(ValueError, match="image_shape"):
+        _clf(_encoder(pretrain_epochs=1), max_epochs=1).fit(flat, y)

@@ -58,3 +58,51 @@ def test_local_contrast_normalize_one_pixel_strip_works():
     out = local_contrast_normalize(_images(size=(1, 5)), 2.0)
     assert out.shape == (6, 3, 1, 5)
     assert torch.isfinite(out).all()
+
+
+# -- kernels wider than the image (issue 15, item 4) -------------------------------------
+
+
+def _padded_blur(images, sigma):
+    """The blur by its definition: a 3-sigma kernel over an edge-replicated padding."""
+    import torch.nn.functional as F
+
+    radius = max(1, round(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    channels = images.shape[1]
+    out = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="replicate"),
+                   kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"),
+                    kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+@pytest.mark.parametrize("sigma", [0.4, 2.0, 2.6, 3.0, 7.0, 40.0])
+@pytest.mark.parametrize("size", [(8, 8), (1, 5), (2, 9), (20, 16)])
+def test_gaussian_blur_any_sigma_matches_padded_convolution(sigma, size):
+    x = _images(n=3, size=size).double()
+    torch.testing.assert_close(gaussian_blur(x, sigma), _padded_blur(x, sigma),
+                               atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("sigma", [1e6, 1e12, 1e300])
+def test_gaussian_blur_huge_sigma_is_mean_of_edges(sigma):
+    # A kernel far wider than the image puts half its weight past each edge: each
+    # pixel becomes the mean of the two edge pixels of its row, then of its column.
+    x = _images(n=4, size=(8, 8)).double()
+    rows = (x[..., :1] + x[..., -1:]) / 2
+    expected = ((rows[..., :1, :] + rows[..., -1:, :]) / 2).expand_as(x)
+    torch.testing.assert_close(gaussian_blur(x, sigma), expected, atol=1e-5, rtol=0)
+
+
+def test_gaussian_blur_infinite_sigma_raises():
+    with pytest.raises(ValueError, match="finite"):
+        gaussian_blur(_images(), float("inf"))
+
+
+def test_local_contrast_normalize_huge_sigma_finite_and_continuous():
+    x = _images(n=64, size=(8, 8)).double()
+    out = local_contrast_normalize(x, 1e12)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, local_contrast_normalize(x, 1e9), atol=1e-6, rtol=0)
