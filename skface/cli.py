@@ -1,7 +1,135 @@
-"""Command line: ``skface demo``, ``datasets``, ``fetch NAME``, ``models`` and ``train RECIPE``."""
+"""Command line: ``skface demo``, ``datasets``, ``fetch NAME``, ``models`` and ``train RECIPE``.
+
+Every command turns a failure the user can fix (a missing, unreadable or damaged file,
+a failed download, an unknown name, a bad value) into one line on stderr,
+``skface <command>: error: ...``, and exit status 2. ``--traceback`` (before or after
+the command) or ``SKFACE_TRACEBACK=1`` prints the full trace as well. Any other
+exception is a bug and keeps its traceback.
+"""
 
 import argparse
+import os
 import sys
+import tarfile
+import zipfile
+
+#: Exit status of a command stopped by a failure the user can fix.
+EXIT_ERROR = 2
+#: Exit status of ``skface demo`` when some stages failed (the report shows why).
+EXIT_STAGES_FAILED = 1
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+TRACEBACK_ENV = "SKFACE_TRACEBACK"
+
+# Failures of the world, not of skface: files and folders (OSError, which includes
+# PermissionError and the network errors of requests and urllib), bad names and values
+# (ValueError, which includes ChecksumError and ModelFormatError; KeyError), and
+# truncated or damaged files (EOFError, StopIteration from a reader that found nothing,
+# the archive modules' own errors). Everything else (TypeError, AttributeError...) is a
+# bug, whose traceback is what a report needs.
+_EXPECTED = (OSError, ValueError, KeyError, EOFError, StopIteration, tarfile.TarError,
+             zipfile.BadZipFile)
+# Exceptions whose message is written to be read as it is; others get their type
+# prepended ("ConnectionError: ..."), since the message alone is often cryptic.
+_SELF_EXPLAINED = (ValueError, KeyError, FileNotFoundError, FileExistsError, PermissionError,
+                   NotADirectoryError, IsADirectoryError)
+
+
+def expected_errors():
+    """The exception classes a command reports in one line rather than a traceback.
+
+    Returns
+    -------
+    classes : tuple of type
+        OSError (and so PermissionError and network errors), ValueError,
+        KeyError, EOFError, StopIteration, the tar and zip errors, and
+        ``skface.datasets.DownloadError`` where it exists.
+    """
+    try:  # looked up late: skface.datasets may gain a DownloadError of its own kind
+        from skface import datasets
+
+        download_error = getattr(datasets, "DownloadError", None)
+    except ImportError:  # pragma: no cover (a broken install reports itself elsewhere)
+        download_error = None
+    if isinstance(download_error, type) and issubclass(download_error, BaseException):
+        return _EXPECTED + (download_error,)
+    return _EXPECTED
+
+
+def error_message(exc):
+    """One line saying what went wrong, from an exception.
+
+    Parameters
+    ----------
+    exc : BaseException
+
+    Returns
+    -------
+    message : str
+        The exception's message on one line; prefixed by its type unless
+        it is skface's own or a ValueError, KeyError or file error whose
+        message names the file. A message-less exception gives its type.
+    """
+    args = getattr(exc, "args", ())
+    # KeyError's str() is the repr of its key; its message is the key as written.
+    text = args[0] if len(args) == 1 and isinstance(args[0], str) else str(exc)
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    kind = type(exc)
+    if not text:
+        # Raised bare by readers (next() on an empty file): say what it means.
+        return {
+            StopIteration: "a file ended before the data it should hold (StopIteration): one "
+                           "is empty or truncated; run again with --traceback to see which",
+            EOFError: "a file ended early (EOFError): one is truncated or damaged; run again "
+                      "with --traceback to see which",
+        }.get(kind, kind.__name__)
+    if kind.__module__.split(".")[0] == "skface" or kind in _SELF_EXPLAINED:
+        return text
+    return f"{kind.__name__}: {text}"
+
+
+def _traceback_wanted(args):
+    flag = getattr(args, "traceback", False)
+    env = os.environ.get(TRACEBACK_ENV, "").strip().lower()
+    return bool(flag) or env not in ("", "0", "false", "no", "off")
+
+
+def run_command(func, args, prog):
+    """Run one command; report expected failures in one line and return its exit status.
+
+    Parameters
+    ----------
+    func : callable
+        The command, called as ``func(args)``; returns the exit status.
+    args : argparse.Namespace
+        Its parsed arguments; ``args.traceback`` (or ``$SKFACE_TRACEBACK``)
+        prints the full trace of an expected failure before its line.
+    prog : str
+        The command's name in messages, e.g. ``"skface fetch"``.
+
+    Returns
+    -------
+    status : int
+        The command's own status; :data:`EXIT_ERROR` (2) after an expected
+        failure, :data:`EXIT_INTERRUPTED` (130) after Ctrl-C. Other
+        exceptions propagate with their traceback: they are bugs.
+    """
+    import traceback
+
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        # Ctrl-C is the user's choice, not a failure: no trace unless asked for.
+        if _traceback_wanted(args):
+            traceback.print_exc()
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except expected_errors() as exc:
+        if _traceback_wanted(args):
+            traceback.print_exc()
+        print(f"{prog}: error: {error_message(exc)}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def _human(nbytes):
@@ -16,20 +144,30 @@ def _cmd_datasets(args):
 
     home = get_data_home(args.data_home)
     print(f"data home: {home}")
-    rows = []
+    rows, unreadable = [], []
     for name in list_datasets():
         info = get_dataset_info(name)
         if info is None:  # a third-party plugin that did not describe itself
             rows.append((name, "?", "?", ""))
             continue
-        present = info.is_present(home)
-        size = _human(info.size_on_disk(home)) if present else "-"
+        try:
+            present = info.is_present(home)
+            size = _human(info.size_on_disk(home)) if present else "-"
+        except OSError as exc:
+            # One folder this user may not read must not hide the other datasets.
+            rows.append((name, "unreadable", "-", info.citation))
+            unreadable.append((name, exc))
+            continue
         rows.append((name, "yes" if present else "no", size, info.citation))
     width = max(len(r[0]) for r in rows) if rows else 4
-    print(f"{'name':<{width}}  present  {'size':>9}  citation")
+    present_w = max([7] + [len(r[1]) for r in rows])
+    print(f"{'name':<{width}}  {'present':<{present_w}}  {'size':>9}  citation")
     for name, present, size, citation in rows:
         cite = citation if args.full or len(citation) <= 70 else citation[:67] + "..."
-        print(f"{name:<{width}}  {present:<7}  {size:>9}  {cite}")
+        print(f"{name:<{width}}  {present:<{present_w}}  {size:>9}  {cite}")
+    for name, exc in unreadable:
+        print(f"skface datasets: warning: cannot read {name}'s folder: {error_message(exc)}. "
+              "Check its permissions, or point --data-home elsewhere.", file=sys.stderr)
     return 0
 
 
@@ -83,12 +221,34 @@ def _cmd_demo(args):
         download=args.download, stages=args.stages, verbose=0 if args.quiet else 1,
     )
     failed = [s for s, v in result["sections"].items() if v["status"] == "failed"]
-    return 1 if failed else 0
+    if failed:
+        # Said even with --quiet: the exit status alone does not tell which stage broke.
+        print(f"skface demo: {len(failed)} of {len(result['sections'])} stages failed "
+              f"({', '.join(failed)}); the report shows their errors: {result['report']}",
+              file=sys.stderr)
+        return EXIT_STAGES_FAILED
+    return 0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="skface", description=__doc__)
-    common = argparse.ArgumentParser(add_help=False)
+def _traceback_option(parser, default):
+    parser.add_argument(
+        "--traceback", action="store_true", default=default,
+        help=f"on an error, print the full traceback too (or set {TRACEBACK_ENV}=1)",
+    )
+
+
+def build_parser():
+    """The ``skface`` argument parser, every subcommand included."""
+    parser = argparse.ArgumentParser(
+        prog="skface", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _traceback_option(parser, default=False)
+    # The subcommands take --traceback too; SUPPRESS keeps a subcommand that was not
+    # given it from resetting the value given before the subcommand.
+    anywhere = argparse.ArgumentParser(add_help=False)
+    _traceback_option(anywhere, default=argparse.SUPPRESS)
+    common = argparse.ArgumentParser(add_help=False, parents=[anywhere])
     common.add_argument(
         "--data-home", default=None, help="data home (default: $SKFACE_DATA or ~/skface_data)"
     )
@@ -119,21 +279,31 @@ def main(argv=None):
     p.add_argument("name")
     p.set_defaults(func=_cmd_fetch)
     p = sub.add_parser(
-        "models", help="list every registered trained model (source, sha256, cached or not)"
+        "models", parents=[anywhere],
+        help="list every registered trained model (source, sha256, cached or not)",
     )
     p.add_argument("--full", action="store_true", help="print whole descriptions")
     p.set_defaults(func=_cmd_models)
     from skface import train  # light: the recipes import their estimators only to train
 
     train.build_parser(sub.add_parser(
-        "train", help="fit a named recipe on its dataset and write a model file"
+        "train", parents=[anywhere],
+        help="fit a named recipe on its dataset and write a model file",
     ))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"skface: error: {exc}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def main(argv=None):
+    """``skface``: parse ``argv`` (default: ``sys.argv[1:]``), run the command.
+
+    Returns
+    -------
+    status : int
+        0 on success; 1 when some demo stages failed; 2 after an error the
+        user can fix (one line on stderr) or a usage error; 130 after Ctrl-C.
+    """
+    args = build_parser().parse_args(argv)
+    return run_command(args.func, args, f"skface {args.command}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,5 +1,7 @@
 """Face metrics: verification (pair scores, 10-fold accuracy, ROC AUC) and keypoint RMSE."""
 
+import numbers
+
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
@@ -30,8 +32,16 @@ def pair_scores(embeddings_a, embeddings_b=None, *, metric="cosine"):
     Returns
     -------
     scores : ndarray of shape (n_pairs,), float64
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``metric``, embeddings that are not numbers, of
+        different shapes, empty, or holding NaN or infinity.
     """
-    a = np.asarray(embeddings_a, dtype=np.float64)
+    if metric not in ("cosine", "euclidean"):
+        raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}.")
+    a = _as_float(embeddings_a, "embeddings_a")
     if embeddings_b is None:
         if a.ndim != 3 or a.shape[1] != 2:
             raise ValueError(
@@ -40,36 +50,105 @@ def pair_scores(embeddings_a, embeddings_b=None, *, metric="cosine"):
             )
         a, b = a[:, 0], a[:, 1]
     else:
-        b = np.asarray(embeddings_b, dtype=np.float64)
+        b = _as_float(embeddings_b, "embeddings_b")
     if a.ndim != 2 or a.shape != b.shape:
         raise ValueError(
             f"The two sides of the pairs must be 2-D arrays of the same shape; got {a.shape} "
             f"and {b.shape}."
         )
+    if a.size == 0:
+        raise ValueError(
+            f"No embeddings to compare: got shape {a.shape}; pass at least one pair of "
+            "embeddings with at least one feature each."
+        )
+    # A NaN embedding (a diverged model, an unreadable image) would score NaN and be
+    # silently miscounted by every metric downstream: stop here, where it can be traced.
+    for side, values in (("first", a), ("second", b)):
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"The {side} embeddings of {bad.sum()} pair(s) contain NaN or infinity "
+                f"(first at pair {np.flatnonzero(bad)[0]}); check the model that made them."
+            )
     if metric == "cosine":
         norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
         return np.einsum("ij,ij->i", a, b) / np.maximum(norms, 1e-12)
-    if metric == "euclidean":
-        return -np.linalg.norm(a - b, axis=1)
-    raise ValueError(f"metric must be 'cosine' or 'euclidean', got {metric!r}.")
+    return -np.linalg.norm(a - b, axis=1)
 
 
-def _check_pairs(y_true, scores):
+def _as_float(values, name):
+    """``values`` as a float64 array; a ValueError naming ``name`` when they are not numbers."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name} must be an array of numbers; got {type(values).__name__} that numpy "
+            f"cannot convert ({exc})."
+        ) from None
+    return array
+
+
+def _check_pairs(y_true, scores, *, both_classes=False):
+    """Validated ``(same, scores)``: a bool and a float64 array of one length.
+
+    ``both_classes=True`` also requires same and different pairs (for a ROC).
+    """
     y_true = np.asarray(y_true)
-    scores = np.asarray(scores, dtype=np.float64)
+    scores = _as_float(scores, "scores")
     if y_true.ndim != 1 or y_true.shape != scores.shape:
         raise ValueError(
             f"y_true and scores must be 1-D of the same length; got {y_true.shape} and "
             f"{scores.shape}."
         )
-    if not np.isfinite(scores).all():
-        raise ValueError("scores contain NaN or infinity.")
+    if len(scores) == 0:
+        raise ValueError("y_true and scores are empty: pass at least one pair.")
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        raise ValueError(
+            f"scores contain NaN or infinity ({bad.sum()} of {len(scores)}, first at pair "
+            f"{np.flatnonzero(bad)[0]}); check the embeddings they were computed from."
+        )
+    # Checked by kind before comparing values: 0.5 or "1" must not pass as a label.
+    if y_true.dtype.kind not in "biuf":
+        raise ValueError(
+            f"y_true must hold 1 (same person) and 0 (different people), as ints or bools; "
+            f"got dtype {y_true.dtype}."
+        )
     labels = set(np.unique(y_true).tolist())
     if not labels <= {0, 1}:
+        shown = sorted(labels - {0, 1}, key=str)[:5]
         raise ValueError(
-            f"y_true must be 1 (same person) or 0 (different people); got {sorted(labels)}."
+            f"y_true must be 1 (same person) or 0 (different people); got also {shown}."
         )
-    return y_true.astype(bool), scores
+    same = y_true.astype(bool)
+    if both_classes and (same.all() or not same.any()):
+        kind = "same-person (1)" if same.all() else "different-people (0)"
+        raise ValueError(
+            f"y_true holds only {kind} pairs: a ROC curve needs both kinds. Score a set with "
+            "both same and different pairs."
+        )
+    return same, scores
+
+
+def _check_threshold(threshold):
+    """``threshold`` as a finite float; a NaN would call every pair "different"."""
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(
+        threshold, (numbers.Real, np.ndarray)
+    ):
+        raise ValueError(
+            f"threshold must be a real number or None, got {type(threshold).__name__} "
+            f"{threshold!r}."
+        )
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold must be a single number, got {threshold!r}.") from None
+    if not np.isfinite(value):
+        raise ValueError(
+            f"threshold must be finite, got {value}; pass a threshold from best_threshold, "
+            "or None to choose one per fold."
+        )
+    return value
 
 
 def _accuracy(same, scores, threshold):
@@ -95,6 +174,12 @@ def best_threshold(y_true, scores):
     threshold : float
     accuracy : float
         Accuracy of ``threshold`` on these pairs (optimistic: chosen on them).
+
+    Raises
+    ------
+    ValueError
+        If there are no pairs, the lengths differ, a score is NaN or
+        infinite, or a label is not 0 or 1 (nor a bool).
     """
     same, scores = _check_pairs(y_true, scores)
     values = np.unique(scores)
@@ -135,7 +220,7 @@ def verification_accuracy(y_true, scores, *, threshold=None, folds=None, n_folds
         None splits the pairs into ``n_folds`` stratified folds in their
         order (no shuffling, so the result is deterministic).
     n_folds : int, default=10
-        Used when ``folds`` is None.
+        Used when ``folds`` is None; at least 2 and at most the number of pairs.
 
     Returns
     -------
@@ -145,6 +230,14 @@ def verification_accuracy(y_true, scores, *, threshold=None, folds=None, n_folds
         deviation of the per-fold accuracies; divide by sqrt(n_folds) for
         the standard error LFW tables often quote), ``fold_accuracies``
         (n_folds,), ``thresholds`` (n_folds,) and ``folds`` (n_pairs,).
+
+    Raises
+    ------
+    ValueError
+        For the inputs :func:`best_threshold` refuses, a NaN or infinite
+        ``threshold``, ``folds`` of another length or with NaN, fewer than 2
+        folds, or an ``n_folds`` that is not an integer from 2 to the
+        number of pairs.
 
     Notes
     -----
@@ -165,8 +258,16 @@ def verification_accuracy(y_true, scores, *, threshold=None, folds=None, n_folds
     1.0
     """
     same, scores = _check_pairs(y_true, scores)
+    if threshold is not None:
+        threshold = _check_threshold(threshold)
     if folds is None:
-        splitter = StratifiedKFold(n_splits=n_folds, shuffle=False)
+        if (isinstance(n_folds, (bool, np.bool_)) or not isinstance(n_folds, numbers.Integral)
+                or not 2 <= n_folds <= len(scores)):
+            raise ValueError(
+                f"n_folds must be an integer from 2 to the number of pairs ({len(scores)}), "
+                f"got {n_folds!r}; or pass folds= with each pair's fold."
+            )
+        splitter = StratifiedKFold(n_splits=int(n_folds), shuffle=False)
         folds = np.empty(len(scores), dtype=int)
         for k, (_, test) in enumerate(splitter.split(scores, same)):
             folds[test] = k
@@ -174,16 +275,22 @@ def verification_accuracy(y_true, scores, *, threshold=None, folds=None, n_folds
         folds = np.asarray(folds)
         if folds.shape != scores.shape:
             raise ValueError(f"folds must have shape {scores.shape}, got {folds.shape}.")
+        # NaN never equals itself: a NaN fold would be an empty test set, and NaN accuracy.
+        if folds.dtype.kind == "f" and np.isnan(folds).any():
+            raise ValueError("folds contain NaN; give every pair a fold index.")
     fold_ids = np.unique(folds)
     if len(fold_ids) < 2:
-        raise ValueError("verification_accuracy needs at least 2 folds.")
+        raise ValueError(
+            f"verification_accuracy needs at least 2 folds, got {len(fold_ids)}: each fold's "
+            "threshold is chosen on the others."
+        )
     accuracies, thresholds = [], []
     for k in fold_ids:
         test = folds == k
         if threshold is None:
             t, _ = best_threshold(same[~test], scores[~test])
         else:
-            t = float(threshold)
+            t = threshold
         thresholds.append(t)
         accuracies.append(_accuracy(same[test], scores[test], t))
     accuracies = np.array(accuracies)
@@ -209,8 +316,14 @@ def verification_roc(y_true, scores):
     -------
     fpr, tpr, thresholds : ndarray
         As :func:`sklearn.metrics.roc_curve`.
+
+    Raises
+    ------
+    ValueError
+        For the inputs :func:`best_threshold` refuses, and when the pairs
+        are all of one kind (the curve needs both).
     """
-    same, scores = _check_pairs(y_true, scores)
+    same, scores = _check_pairs(y_true, scores, both_classes=True)
     return roc_curve(same, scores)
 
 
@@ -225,14 +338,24 @@ def verification_roc_auc(y_true, scores):
     Returns
     -------
     auc : float
+
+    Raises
+    ------
+    ValueError
+        As :func:`verification_roc`.
     """
-    same, scores = _check_pairs(y_true, scores)
+    same, scores = _check_pairs(y_true, scores, both_classes=True)
     return float(roc_auc_score(same, scores))
 
 
 def _as_points(array, name, pairs):
     """(n, K, 2) points; with ``pairs=False``, (n, D, 1) coordinates (any flat D)."""
-    array = np.asarray(array, dtype=np.float64)
+    array = _as_float(array, name)
+    if array.ndim in (2, 3) and (len(array) == 0 or array.shape[1] == 0):
+        raise ValueError(
+            f"{name} is empty (shape {array.shape}): pass at least one image with at least "
+            "one keypoint."
+        )
     if array.ndim == 2 and (array.shape[1] % 2 == 0 or not pairs):
         array = array.reshape(len(array), -1, 2 if array.shape[1] % 2 == 0 else 1)
     if array.ndim != 3 or array.shape[2] not in ((2,) if pairs else (1, 2)):
@@ -264,12 +387,21 @@ def keypoint_rmse(y_true, y_pred, *, per_keypoint=False, sample_weight=None):
         Return one RMSE per keypoint (over both of its coordinates) instead
         of a single number.
     sample_weight : array-like of shape (n,), default=None
-        Weight of each image's squared errors.
+        Weight of each image's squared errors: finite, non-negative, and
+        not all zero.
 
     Returns
     -------
     rmse : float, or ndarray of shape (K,) with ``per_keypoint``
         NaN for a keypoint never observed.
+
+    Raises
+    ------
+    ValueError
+        If either array is empty or not numbers, the shapes differ, a
+        prediction is NaN or infinite, ``y_true`` holds infinity, no
+        keypoint is observed, or a weight is NaN, infinite or negative (or
+        all are zero).
 
     Examples
     --------
@@ -290,13 +422,22 @@ def keypoint_rmse(y_true, y_pred, *, per_keypoint=False, sample_weight=None):
         raise ValueError("y_pred contains NaN or infinity; predictions must be finite.")
     if np.isinf(true).any():
         raise ValueError("y_true contains infinity; mark missing keypoints with NaN.")
-    weight = np.ones(len(true)) if sample_weight is None else np.asarray(
-        sample_weight, dtype=np.float64
+    weight = np.ones(len(true)) if sample_weight is None else _as_float(
+        sample_weight, "sample_weight"
     )
     if weight.shape != (len(true),):
         raise ValueError(
             f"sample_weight must have shape ({len(true)},), got {weight.shape}."
         )
+    # A NaN weight makes the RMSE NaN, a negative one can make it any number at all.
+    bad = ~np.isfinite(weight) | (weight < 0)
+    if bad.any():
+        raise ValueError(
+            f"sample_weight must be finite and non-negative; got {weight[bad][0]} for image "
+            f"{np.flatnonzero(bad)[0]} ({bad.sum()} bad in all)."
+        )
+    if not weight.any():
+        raise ValueError("sample_weight is zero for every image: give some image a weight.")
     observed = ~np.isnan(true)
     squared = np.where(observed, (pred - np.nan_to_num(true)) ** 2, 0.0) * weight[:, None, None]
     counts = observed * weight[:, None, None]

@@ -3,7 +3,9 @@
 import argparse
 import functools
 import hashlib
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,6 +225,13 @@ def train(recipe, out, *, preset="quick", data_home=None, device="auto", n_image
     -------
     estimator : skface estimator
         The fitted estimator, as saved.
+
+    Raises
+    ------
+    OSError
+        If ``out`` cannot be written (it is a folder, a file stands where
+        one of its folders should be, or permission is denied); checked
+        before any data is read or model trained.
     """
     import numpy as np
 
@@ -230,6 +239,7 @@ def train(recipe, out, *, preset="quick", data_home=None, device="auto", n_image
 
     recipe_ = get_recipe(recipe)
     settings = recipe_.preset(preset)
+    _check_out(out)
     estimator = settings.estimator()
     estimator.set_params(device=device, random_state=random_state, verbose=verbose)
     bunch = fetch(recipe_.dataset, data_home=data_home, **_fetch_kwargs(settings))
@@ -249,6 +259,32 @@ def train(recipe, out, *, preset="quick", data_home=None, device="auto", n_image
         estimator.fit(X, y)
     estimator.save(out)
     return estimator
+
+
+def _check_out(out):
+    """Create ``out``'s folder and prove it writable, before any training depends on it."""
+    out = Path(out)
+    try:
+        if out.is_dir():
+            raise IsADirectoryError(f"{out} is a folder")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".skface-write-test-", dir=out.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        what = (exc.strerror or str(exc)).lower()
+        try:  # say what is in the way, where that can be seen
+            blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+            if out.is_dir():
+                what = "it is a folder; name a file in it"
+            elif blocker is not None:
+                what = f"{blocker} is a file, not a folder"
+        except OSError:
+            pass
+        raise type(exc)(
+            f"Cannot write the model file {out}: {what}. Pass another --out, a file in a "
+            "folder you can write to."
+        ) from exc
 
 
 def _sha256_of(path):
@@ -318,13 +354,19 @@ def build_parser(parser=None):
 
 
 def main(argv=None):
-    """``python -m skface.train``: the same command as ``skface train``."""
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"skface train: error: {exc}", file=sys.stderr)
-        return 2
+    """``python -m skface.train``: the same command as ``skface train``.
+
+    Errors the user can fix print one line and exit with status 2, as
+    ``skface train`` does (see :func:`skface.cli.run_command`).
+    """
+    from .cli import TRACEBACK_ENV, run_command
+
+    parser = build_parser()
+    parser.add_argument("--traceback", action="store_true",
+                        help=f"on an error, print the full traceback too (or set "
+                             f"{TRACEBACK_ENV}=1)")
+    args = parser.parse_args(argv)
+    return run_command(args.func, args, "skface train")
 
 
 if __name__ == "__main__":  # pragma: no cover

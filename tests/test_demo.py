@@ -1,6 +1,7 @@
 """Tests for ``skface demo``: stages, fallback to the bundled sample, the report."""
 
 import json
+import os
 import re
 import time
 
@@ -126,6 +127,72 @@ def test_run_demo_bad_arguments_raise_listing_choices(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         run_demo(tmp_path / "out", verbose=0, **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def stages_must_not_run(monkeypatch):
+    """Every stage fails the test if it runs: a bad out_dir must stop the demo first."""
+    from skface.demo import _run as run_module
+
+    def stage(ctx):
+        """A stage that must not run."""
+        raise AssertionError("a stage ran before the output folder was checked")
+
+    monkeypatch.setattr(run_module, "STAGES", tuple((k, stage) for k, _ in _stages.STAGES))
+
+
+@pytest.mark.parametrize("out, error", [("afile", FileExistsError),
+                                        ("afile/sub/out", NotADirectoryError)],
+                         ids=["file", "under_file"])
+def test_run_demo_out_dir_file_in_the_way_raises_before_training(tmp_path, stages_must_not_run,
+                                                                 out, error):
+    # It used to train every stage, then lose the run to a NotADirectoryError.
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(error, match=rf"output folder .*: {re.escape(str(tmp_path))}/afile is "
+                                    "a file, not a folder\\. Pass another folder"):
+        run_demo(tmp_path / out, preset="smoke", verbose=0)
+
+
+def test_run_demo_out_dir_not_writable_raises_before_training(tmp_path, monkeypatch,
+                                                              stages_must_not_run):
+    import tempfile
+
+    # Tests run as root, which writes whatever the folder's mode: refuse the probe instead.
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", kwargs.get("dir"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError, match="output folder .*out: permission denied"):
+        run_demo(tmp_path / "out", preset="smoke", verbose=0)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root writes into folders whatever their mode")
+def test_run_demo_out_dir_read_only_folder_raises_before_training(tmp_path,
+                                                                  stages_must_not_run):
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match="permission denied"):
+            run_demo(out, preset="smoke", verbose=0)
+    finally:
+        out.chmod(0o755)
+
+
+def test_run_demo_out_dir_probe_leaves_nothing_behind(tmp_path, monkeypatch):
+    from skface.demo import _run as run_module
+
+    seen = []
+
+    def stage(ctx):
+        """A stage that looks at the output folder."""
+        seen.append(sorted(p.name for p in (tmp_path / "new" / "out").iterdir()))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(run_module, "STAGES", (("dbn", stage),))
+    run_demo(tmp_path / "new" / "out", preset="smoke", verbose=0)
+    assert seen == [[]]  # created, probed and empty when the first stage starts
 
 
 def test_write_report_every_figure_inlined_no_external_resources(tmp_path):

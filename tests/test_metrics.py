@@ -5,11 +5,15 @@ import pytest
 
 from skface.metrics import (
     best_threshold,
+    keypoint_rmse,
     pair_scores,
     verification_accuracy,
     verification_roc,
     verification_roc_auc,
 )
+
+# Every metric that takes (y_true, scores): each must refuse the same bad inputs alike.
+PAIR_METRICS = [best_threshold, verification_accuracy, verification_roc, verification_roc_auc]
 
 
 def test_pair_scores_cosine_and_stacked_form_agree():
@@ -106,6 +110,154 @@ def test_verification_accuracy_fixed_threshold_accuracy_over_all_pairs():
 def test_verification_accuracy_bad_labels_raise():
     with pytest.raises(ValueError, match="y_true must be 1"):
         verification_accuracy(np.array([0, 2, 1, 0]), np.zeros(4), n_folds=2)
+
+
+def test_pair_scores_nan_or_inf_embeddings_raise_naming_the_pair():
+    a, b = np.ones((3, 2)), np.ones((3, 2))
+    for bad in (np.nan, np.inf):
+        a_bad = a.copy()
+        a_bad[1, 0] = bad
+        with pytest.raises(ValueError, match=r"first embeddings of 1 pair.*at pair 1"):
+            pair_scores(a_bad, b)
+        with pytest.raises(ValueError, match=r"second embeddings .*NaN or infinity"):
+            pair_scores(b, a_bad, metric="euclidean")
+
+
+def test_pair_scores_empty_or_not_numbers_raise():
+    with pytest.raises(ValueError, match="No embeddings to compare"):
+        pair_scores(np.zeros((0, 3)), np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="No embeddings to compare"):
+        pair_scores(np.zeros((2, 0)), np.zeros((2, 0)))
+    with pytest.raises(ValueError, match="embeddings_b must be an array of numbers"):
+        pair_scores(np.zeros((1, 2)), [["a", "b"]])
+
+
+@pytest.mark.parametrize("metric", PAIR_METRICS, ids=lambda f: f.__name__)
+def test_pair_metrics_empty_inputs_raise_value_error(metric):
+    # best_threshold([], []) used to fail with an IndexError deep inside.
+    with pytest.raises(ValueError, match="empty: pass at least one pair"):
+        metric([], [])
+
+
+@pytest.mark.parametrize("metric", PAIR_METRICS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "y_true, scores, match",
+    [([1, 0, 1, 0], [0.1, 0.2, 0.3], "same length"),
+     ([1, 0, 1, 0], [0.1, np.nan, 0.3, 0.4], r"NaN or infinity \(1 of 4, first at pair 1\)"),
+     ([1, 0, 1, 0], [0.1, 0.2, -np.inf, 0.4], "NaN or infinity"),
+     ([1, 0, 2, 0], [0.1, 0.2, 0.3, 0.4], r"y_true must be 1 .* got also \[2\]"),
+     ([1, 0, 0.5, 0], [0.1, 0.2, 0.3, 0.4], r"got also \[0.5\]"),
+     ([1, 0, np.nan, 0], [0.1, 0.2, 0.3, 0.4], r"got also \[nan\]"),
+     (["1", "0", "1", "0"], [0.1, 0.2, 0.3, 0.4], "as ints or bools; got dtype <U1"),
+     ([1, 0, 1, 0], ["a", "b", "c", "d"], "scores must be an array of numbers")],
+)
+def test_pair_metrics_bad_inputs_raise_saying_what(metric, y_true, scores, match):
+    with pytest.raises(ValueError, match=match):
+        metric(np.array(y_true), scores)
+
+
+@pytest.mark.parametrize("metric", PAIR_METRICS, ids=lambda f: f.__name__)
+def test_pair_metrics_bool_labels_same_as_ints(metric):
+    y = np.array([1, 0, 1, 0] * 5)
+    scores = np.linspace(0, 1, 20)
+    as_bool, as_int = metric(y.astype(bool), scores), metric(y, scores)
+    if isinstance(as_int, dict):  # verification_accuracy's Bunch
+        as_bool, as_int = as_bool.fold_accuracies, as_int.fold_accuracies
+    for got, expected in zip(np.atleast_1d(as_bool), np.atleast_1d(as_int)):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("metric", [verification_roc, verification_roc_auc],
+                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("label, kind", [(1, "same-person"), (0, "different-people")])
+def test_verification_roc_one_kind_of_pair_raises(metric, label, kind):
+    # Used to give NaN (an UndefinedMetricWarning at best): a curve needs both kinds.
+    with pytest.raises(ValueError, match=f"only {kind} .* pairs: a ROC curve needs both"):
+        metric([label] * 4, [0.1, 0.2, 0.3, 0.4])
+
+
+@pytest.mark.parametrize("threshold", [np.nan, np.inf, -np.inf])
+def test_verification_accuracy_nan_or_inf_threshold_raises(threshold):
+    # A NaN threshold called every pair "different": accuracy 0.5, silently.
+    y, scores = np.array([1, 1, 0, 0] * 5), np.array([0.9, 0.8, 0.1, 0.3] * 5)
+    with pytest.raises(ValueError, match="threshold must be finite"):
+        verification_accuracy(y, scores, threshold=threshold, n_folds=5)
+
+
+@pytest.mark.parametrize("threshold", ["0.5", True, [0.5, 0.6], None.__class__])
+def test_verification_accuracy_threshold_not_a_number_raises(threshold):
+    y, scores = np.array([1, 1, 0, 0] * 5), np.array([0.9, 0.8, 0.1, 0.3] * 5)
+    with pytest.raises(ValueError, match="threshold must be a real number or None"):
+        verification_accuracy(y, scores, threshold=threshold, n_folds=5)
+
+
+def test_verification_accuracy_numpy_threshold_accepted():
+    y, scores = np.array([1, 1, 0, 0] * 5), np.array([0.9, 0.8, 0.1, 0.3] * 5)
+    for threshold in (np.float32(0.5), np.array(0.5), 1):
+        result = verification_accuracy(y, scores, threshold=threshold, n_folds=5)
+        assert (result.thresholds == float(threshold)).all()
+        assert result.accuracy == (1.0 if threshold == 0.5 else 0.5)
+
+
+@pytest.mark.parametrize("n_folds", [0, 1, 2.5, True, "10", 21])
+def test_verification_accuracy_bad_n_folds_raises(n_folds):
+    y, scores = np.array([1, 1, 0, 0] * 5), np.array([0.9, 0.8, 0.1, 0.3] * 5)
+    with pytest.raises(ValueError, match=r"n_folds must be an integer from 2 to .*\(20\)"):
+        verification_accuracy(y, scores, n_folds=n_folds)
+
+
+def test_verification_accuracy_nan_or_single_folds_raise():
+    y, scores = np.array([1, 1, 0, 0] * 5), np.array([0.9, 0.8, 0.1, 0.3] * 5)
+    folds = np.repeat(np.arange(5.0), 4)
+    folds[3] = np.nan  # used to give a fold of no pairs and a NaN accuracy
+    with pytest.raises(ValueError, match="folds contain NaN"):
+        verification_accuracy(y, scores, folds=folds)
+    with pytest.raises(ValueError, match="at least 2 folds, got 1"):
+        verification_accuracy(y, scores, folds=np.zeros(20))
+    with pytest.raises(ValueError, match=r"folds must have shape \(20,\)"):
+        verification_accuracy(y, scores, folds=np.zeros(19))
+
+
+@pytest.mark.parametrize(
+    "weight, match",
+    [([np.nan, 1.0], r"finite and non-negative; got nan for image 0"),
+     ([1.0, -1.0], r"got -1.0 for image 1"),
+     ([np.inf, 1.0], r"got inf for image 0"),
+     ([0.0, 0.0], "zero for every image"),
+     ([1.0], r"shape \(2,\)"),
+     (["a", "b"], "sample_weight must be an array of numbers")],
+)
+def test_keypoint_rmse_bad_sample_weight_raises(weight, match):
+    # NaN weights gave a NaN RMSE, negative ones any number (1.0 here), all-zero ones a
+    # message about missing keypoints.
+    true, pred = np.zeros((2, 2, 2)), np.ones((2, 2, 2))
+    with pytest.raises(ValueError, match=match):
+        keypoint_rmse(true, pred, sample_weight=weight)
+
+
+def test_keypoint_rmse_zero_weight_leaves_image_out():
+    true, pred = np.zeros((2, 1, 2)), np.array([[[1.0, 1.0]], [[5.0, 5.0]]])
+    assert keypoint_rmse(true, pred, sample_weight=[1.0, 0.0]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (0, 2, 2), (3, 0), (3, 0, 2)])
+def test_keypoint_rmse_empty_inputs_raise(shape):
+    with pytest.raises(ValueError, match="y_true is empty"):
+        keypoint_rmse(np.zeros(shape), np.zeros(shape))
+
+
+def test_keypoint_rmse_bad_values_or_shapes_raise():
+    true, pred = np.zeros((2, 2, 2)), np.ones((2, 2, 2))
+    with pytest.raises(ValueError, match="y_pred contains NaN or infinity"):
+        keypoint_rmse(true, np.full((2, 2, 2), np.nan))
+    with pytest.raises(ValueError, match="y_true contains infinity"):
+        keypoint_rmse(np.full((2, 2, 2), np.inf), pred)
+    with pytest.raises(ValueError, match="same keypoints of the same images"):
+        keypoint_rmse(true, np.ones((3, 2, 2)))
+    with pytest.raises(ValueError, match="no observed keypoint"):
+        keypoint_rmse(np.full((2, 2, 2), np.nan), pred)
+    with pytest.raises(ValueError, match="y_pred must be an array of numbers"):
+        keypoint_rmse(true, [[["a", "b"]] * 2] * 2)
 
 
 def test_verification_roc_auc_perfect_and_reversed():

@@ -112,6 +112,57 @@ def test_train_subset_and_target_fit_and_save(tmp_path, monkeypatch):
     assert len(seen["fit"][0]) == 30
 
 
+@pytest.fixture
+def fetch_must_not_run(monkeypatch):
+    """Fail the test if the dataset is read: a bad --out must stop ``train`` first."""
+    import skface.datasets
+
+    def fetch(name, **kwargs):
+        raise AssertionError("the dataset was fetched before --out was checked")
+
+    monkeypatch.setattr(skface.datasets, "fetch", fetch)
+
+
+@pytest.mark.parametrize("out, error, what", [
+    ("afile/m.skface", FileExistsError, "afile is a file, not a folder"),
+    ("afolder", IsADirectoryError, "it is a folder; name a file in it"),
+], ids=["under_file", "folder"])
+def test_train_out_unwritable_raises_before_fetching(tmp_path, fetch_must_not_run, out, error,
+                                                     what):
+    # It used to train for minutes, then fail in save() with "[Errno 17] File exists".
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "afolder").mkdir()
+    with pytest.raises(error, match=rf"Cannot write the model file .*{out}: .*{what}\. "
+                                    "Pass another --out"):
+        train.train("dbn_olivetti", tmp_path / out, device="cpu")
+
+
+def test_train_out_folder_not_writable_raises_before_fetching(tmp_path, monkeypatch,
+                                                              fetch_must_not_run):
+    import tempfile
+
+    # As root every folder is writable: refuse the write probe as the system would a user.
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", kwargs.get("dir"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError, match="m.skface: permission denied"):
+        train.train("dbn_olivetti", tmp_path / "m.skface", device="cpu")
+
+
+def test_cli_train_out_under_file_one_line_exit_2(tmp_path, capsys, fetch_must_not_run):
+    (tmp_path / "afile").write_text("")
+    code = cli.main(["train", "dbn_olivetti", "--out", str(tmp_path / "afile" / "m.skface"),
+                     "--device", "cpu", "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip() == (f"skface train: error: Cannot write the model file "
+                           f"{tmp_path / 'afile' / 'm.skface'}: {tmp_path / 'afile'} is a file, "
+                           "not a folder. Pass another --out, a file in a folder you can "
+                           "write to.")
+
+
 @pytest.mark.realdata
 def test_cli_train_dbn_olivetti_quick_end_to_end_loads_into_pipeline(
     shared_data, tmp_path, capsys

@@ -1,6 +1,8 @@
 """Run the demo's stages in order and write the report."""
 
+import os
 import sys
+import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
@@ -63,6 +65,15 @@ def run_demo(
     -------
     result : dict
         The contents of ``metrics.json``, plus ``"report"``: the report's path.
+
+    Raises
+    ------
+    ValueError
+        For an unknown preset, stage or setting, before anything is written.
+    OSError
+        If ``out_dir`` cannot be created or written to (a file stands where
+        it or one of its parents should be, or permission is denied). It is
+        created and probed before any training, so no run is lost to it.
     """
     from skface.datasets import get_data_home
     from skface.estimators._base import resolve_device
@@ -75,6 +86,8 @@ def run_demo(
     unknown = sorted(set(stages) - set(known))
     if unknown:
         raise ValueError(f"Unknown demo stage(s) {unknown}; choose from {known}.")
+    # Checked before any training, not when the report is written minutes or hours later.
+    out_dir = prepare_out_dir(out_dir)
     home = get_data_home(data_home)
     ctx = Context(settings=settings, data_home=home, device=resolve_device(device),
                   verbose=verbose, download=download)
@@ -117,6 +130,56 @@ def run_demo(
             f"{', '.join(fallback)}")
     log(f"report: {report.resolve()} ({run['wall_seconds']:.0f} s in all)")
     return {**metrics_dict(run, sections), "report": str(report)}
+
+
+def prepare_out_dir(out_dir):
+    """Create the demo's output folder and prove it writable.
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        The folder; created with its parents if needed.
+
+    Returns
+    -------
+    out_dir : pathlib.Path
+
+    Raises
+    ------
+    OSError
+        Of the same class as the failure (``FileExistsError``,
+        ``NotADirectoryError``, ``PermissionError``...), with a message that
+        names the folder, says what is in the way and what to do.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # mkdir succeeds on an existing folder we may not write to: write a file to be sure.
+        fd, probe = tempfile.mkstemp(prefix=".skface-write-test-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        blocker = _file_in_the_way(out)
+        if blocker is not None:
+            what = f"{blocker} is a file, not a folder"
+        else:
+            what = (exc.strerror or str(exc)).lower()
+        raise type(exc)(
+            f"Cannot write the demo's output folder {out}: {what}. Pass another folder "
+            "(skface demo --out, run_demo(out_dir=...)), one you can write to."
+        ) from exc
+    return out
+
+
+def _file_in_the_way(folder):
+    """The first of ``folder`` and its parents that exists but is not a folder, or None."""
+    for path in (folder, *folder.parents):
+        try:
+            if path.exists() and not path.is_dir():
+                return path
+        except OSError:  # a parent we may not even look into: no better answer than errno's
+            return None
+    return None
 
 
 def _quiet(line):

@@ -1,0 +1,385 @@
+"""Tests for the ``skface`` command line: every command's errors are one line and exit 2."""
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+import skface.datasets
+import skface.models
+from skface import cli
+from skface._persist import ModelFormatError
+from skface.datasets import ChecksumError
+
+
+def _closed_port():
+    # Bound then closed: nothing listens there, so a connection is refused at once.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_network_no_traceback(monkeypatch):
+    # A command that downloads must hit a closed local port, never the internet; and a
+    # user's SKFACE_TRACEBACK must not change what these tests see.
+    monkeypatch.setenv("SKFACE_MIRROR", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.delenv("SKFACE_TRACEBACK", raising=False)
+
+
+def _error_line(capsys, command):
+    """The one ``skface COMMAND: error: ...`` line on stderr; no traceback around it."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith(f"skface {command}: error: ")]
+    assert len(lines) == 1, err
+    assert err.rstrip().endswith(lines[0])  # the last thing printed
+    return lines[0]
+
+
+def _subprocess(args, env=None, timeout=120):
+    env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "skface", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+# -- fetch -----------------------------------------------------------------------------
+
+
+def test_cli_fetch_unknown_dataset_one_line_lists_datasets(capsys):
+    assert cli.main(["fetch", "no_such_set"]) == 2
+    line = _error_line(capsys, "fetch")
+    assert "Unknown dataset 'no_such_set'" in line and "lfw_people" in line
+
+
+def test_cli_fetch_missing_data_home_one_line_names_folder(tmp_path, capsys):
+    # UTKFace cannot be downloaded: the message says where to put it.
+    home = tmp_path / "no_such_home"
+    assert cli.main(["fetch", "utkface", "--data-home", str(home)]) == 2
+    line = _error_line(capsys, "fetch")
+    assert "utkface" in line.lower() and str(home) in line and "SKFACE_DATA" in line
+
+
+def test_cli_fetch_closed_mirror_port_one_line_exit_2(tmp_path):
+    # `skface fetch` downloads what is missing; the mirror is a closed local port.
+    proc = _subprocess(["fetch", "lfw_people", "--data-home", str(tmp_path / "empty")])
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    # Whether skface wraps it (DownloadError) or not (requests' ConnectionError).
+    assert last.startswith("skface fetch: error: ")
+    assert "127.0.0.1" in last and "refused" in last.lower()
+    assert not list((tmp_path / "empty").rglob("*.tgz"))  # no partial download left
+
+
+def test_cli_fetch_empty_pairs_file_one_line_not_stop_iteration_trace(tmp_path, capsys):
+    # A zero-byte pairs.txt made the reader's next() raise a bare StopIteration; whether
+    # the reader now says so itself or the CLI explains the bare StopIteration, one line.
+    faces = tmp_path / "lfw" / "lfw-deepfunneled" / "A_B"
+    faces.mkdir(parents=True)
+    from PIL import Image
+
+    Image.new("RGB", (250, 250)).save(faces / "A_B_0001.jpg")
+    (tmp_path / "lfw" / "pairs.txt").write_bytes(b"")
+    assert cli.main(["fetch", "lfw_pairs", "--data-home", str(tmp_path)]) == 2
+    line = _error_line(capsys, "fetch")
+    assert "empty" in line
+
+
+def test_cli_fetch_unreadable_image_one_line_names_file(tmp_path, capsys):
+    # PIL's UnidentifiedImageError is an OSError: a damaged file, not a bug.
+    faces = tmp_path / "lfw" / "lfw-deepfunneled" / "A_B"
+    faces.mkdir(parents=True)
+    (faces / "A_B_0001.jpg").write_bytes(b"not a jpeg")
+    assert cli.main(["fetch", "lfw_people", "--data-home", str(tmp_path)]) == 2
+    assert "A_B_0001.jpg" in _error_line(capsys, "fetch")
+
+
+@pytest.mark.parametrize(
+    "exc, expected",
+    [(OSError("image file is truncated (3 bytes not processed)"),
+      "OSError: image file is truncated (3 bytes not processed)"),
+     (PermissionError(13, "Permission denied", "/data/lfw"),
+      "[Errno 13] Permission denied: '/data/lfw'"),
+     (EOFError("Compressed file ended before the end-of-stream marker was reached"),
+      "EOFError: Compressed file ended before the end-of-stream marker was reached"),
+     (EOFError(), "a file ended early (EOFError)"),
+     (StopIteration(), "a file ended before the data it should hold (StopIteration)"),
+     (KeyError("lfw_peeple"), "lfw_peeple"),
+     (ChecksumError("lfw.tgz does not match its pinned checksum"),
+      "lfw.tgz does not match its pinned checksum"),
+     (ModelFormatError("m.skface is not an skface model"), "m.skface is not an skface model"),
+     (zipfile.BadZipFile("File is not a zip file"), "BadZipFile: File is not a zip file"),
+     (ConnectionRefusedError(111, "Connection refused"), "[Errno 111] Connection refused"),
+     (ValueError("first line\n  second line\n"), "first line second line")],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else None,
+)
+def test_cli_fetch_expected_failures_one_line_exit_2(monkeypatch, capsys, exc, expected):
+    def failing(name, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(skface.datasets, "fetch", failing)
+    assert cli.main(["fetch", "lfw_people"]) == 2
+    line = _error_line(capsys, "fetch")
+    assert line.endswith(expected) or expected in line, line
+
+
+def test_cli_download_error_subclass_of_any_kind_one_line(monkeypatch, capsys):
+    # skface.datasets.DownloadError may come with any base class: it is caught by name.
+    class DownloadError(RuntimeError):
+        pass
+
+    def failing(name, **kwargs):
+        raise DownloadError("lfw-deepfunneled.tgz: the server answered 503; try again later")
+
+    monkeypatch.setattr(skface.datasets, "DownloadError", DownloadError, raising=False)
+    monkeypatch.setattr(skface.datasets, "fetch", failing)
+    assert cli.main(["fetch", "lfw_people"]) == 2
+    assert "server answered 503" in _error_line(capsys, "fetch")
+
+
+def test_cli_fetch_programming_error_keeps_traceback(monkeypatch):
+    # A TypeError is a bug in skface or a plugin: hiding its trace would hide the bug.
+    def broken(name, **kwargs):
+        raise TypeError("unsupported operand type(s)")
+
+    monkeypatch.setattr(skface.datasets, "fetch", broken)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        cli.main(["fetch", "lfw_people"])
+
+
+# -- --traceback, SKFACE_TRACEBACK, Ctrl-C ----------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["--traceback", "fetch", "no_such_set"],
+                                  ["fetch", "no_such_set", "--traceback"]],
+                         ids=["before", "after"])
+def test_cli_traceback_flag_before_or_after_command_prints_trace(argv, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "get_plugin" in err
+    assert err.rstrip().splitlines()[-1].startswith("skface fetch: error: Unknown dataset")
+
+
+@pytest.mark.parametrize("value, shown", [("1", True), ("yes", True), ("0", False), ("", False)])
+def test_cli_traceback_env_variable_prints_trace(monkeypatch, capsys, value, shown):
+    monkeypatch.setenv("SKFACE_TRACEBACK", value)
+    assert cli.main(["train", "no_such_recipe", "--out", "m.skface"]) == 2
+    err = capsys.readouterr().err
+    assert ("Traceback" in err) is shown
+    assert err.rstrip().splitlines()[-1].startswith("skface train: error: Unknown recipe")
+
+
+@pytest.mark.parametrize("command", [["datasets"], ["models"], ["fetch", "lfw_people"],
+                                     ["train", "dbn_olivetti", "--out", "m.skface"]])
+def test_cli_keyboard_interrupt_exits_130_without_trace(monkeypatch, capsys, command):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(skface.datasets, "list_datasets", interrupted)
+    monkeypatch.setattr(skface.datasets, "fetch", interrupted)
+    monkeypatch.setattr(skface.models, "get_model_cache", interrupted)
+    from skface import train
+
+    monkeypatch.setattr(train, "train", interrupted)
+    assert cli.main(command + ["--quiet"] * (command[0] == "train")) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.rstrip().splitlines()[-1] == f"skface {command[0]}: interrupted"
+
+
+def test_cli_subprocess_traceback_flag_and_plain_run(tmp_path):
+    plain = _subprocess(["fetch", "no_such_set"])
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert plain.stderr.count("\n") == 1  # one line, nothing else
+    traced = _subprocess(["fetch", "no_such_set", "--traceback"])
+    assert traced.returncode == 2 and "Traceback" in traced.stderr
+
+
+# -- datasets --------------------------------------------------------------------------
+
+
+def test_cli_datasets_unreadable_folder_row_unreadable_others_listed(tmp_path, monkeypatch,
+                                                                     capsys):
+    # Tests run as root, where chmod 000 does not stop reads: the listing of the folder
+    # fails as it would for another user.
+    (tmp_path / "utkface" / "UTKFace").mkdir(parents=True)
+    (tmp_path / "utkface" / "UTKFace" / "1_0_0_x.jpg").write_bytes(b"x")
+    (tmp_path / "orl" / "att_faces").mkdir(parents=True)
+    (tmp_path / "orl" / "att_faces" / "README").write_bytes(b"x" * 2048)
+    locked = tmp_path / "utkface" / "UTKFace"
+    real_iterdir = pathlib.Path.iterdir
+
+    def iterdir(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(pathlib.Path, "iterdir", iterdir)
+    assert cli.main(["datasets", "--data-home", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    rows = {line.split()[0]: line.split() for line in captured.out.splitlines()[2:]}
+    assert set(rows) == set(skface.datasets.list_datasets())  # every dataset still listed
+    assert rows["utkface"][1:3] == ["unreadable", "-"]
+    assert rows["orl_faces"][1:4] == ["yes", "2.0", "KB"]
+    assert "Traceback" not in captured.err
+    assert captured.err.strip() == (
+        f"skface datasets: warning: cannot read utkface's folder: [Errno 13] Permission "
+        f"denied: '{locked}'. Check its permissions, or point --data-home elsewhere."
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root reads folders whatever their mode")
+def test_cli_datasets_chmod_000_folder_row_unreadable(tmp_path, capsys):
+    locked = tmp_path / "utkface" / "UTKFace"
+    locked.mkdir(parents=True)
+    locked.chmod(0)
+    try:
+        assert cli.main(["datasets", "--data-home", str(tmp_path)]) == 0
+    finally:
+        locked.chmod(0o755)
+    assert "unreadable" in capsys.readouterr().out
+
+
+def test_cli_datasets_listing_fails_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    # Any other OSError of the listing itself (not of one row) ends the command in one line.
+    def failing():
+        raise PermissionError(13, "Permission denied", str(tmp_path))
+
+    monkeypatch.setattr(skface.datasets, "list_datasets", failing)
+    assert cli.main(["datasets"]) == 2
+    assert "Permission denied" in _error_line(capsys, "datasets")
+
+
+# -- models ----------------------------------------------------------------------------
+
+
+def test_cli_models_unreadable_cache_one_line(monkeypatch, capsys):
+    source = skface.models.ModelSource(url="https://example.invalid/m.skface", sha256="ab" * 32)
+    monkeypatch.setattr(skface.models, "_sources", lambda: {"m": source})
+
+    def unreadable(name, **kwargs):
+        raise PermissionError(13, "Permission denied", "/cache/models/m")
+
+    monkeypatch.setattr(skface.models, "cached_path", unreadable)
+    assert cli.main(["models"]) == 2
+    assert "Permission denied: '/cache/models/m'" in _error_line(capsys, "models")
+
+
+def test_cli_models_traceback_flag_after_command_prints_trace(monkeypatch, capsys):
+    def bad():
+        raise ValueError("sha256 must be 64 hex digits, got 'abc'.")
+
+    monkeypatch.setattr(skface.models, "_sources", bad)
+    assert cli.main(["models", "--traceback"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+# -- train -----------------------------------------------------------------------------
+
+
+def test_cli_train_unknown_recipe_one_line_lists_recipes(tmp_path, capsys):
+    assert cli.main(["train", "no_such_recipe", "--out", str(tmp_path / "m.skface")]) == 2
+    line = _error_line(capsys, "train")
+    assert "Unknown recipe 'no_such_recipe'" in line and "dbn_olivetti" in line
+
+
+def test_cli_train_missing_data_home_one_line_before_training(tmp_path, capsys):
+    out = tmp_path / "m.skface"
+    code = cli.main(["train", "sdae_utkface", "--out", str(out), "--data-home",
+                     str(tmp_path / "no_such_home"), "--device", "cpu", "--quiet"])
+    assert code == 2
+    line = _error_line(capsys, "train")
+    assert "missing UTKFace" in line and str(tmp_path / "no_such_home") in line
+    assert not out.exists()
+
+
+def test_cli_train_closed_mirror_port_one_line(tmp_path, capsys):
+    # Olivetti downloads when missing; the download fails on the closed port.
+    code = cli.main(["train", "dbn_olivetti", "--out", str(tmp_path / "m.skface"),
+                     "--data-home", str(tmp_path / "empty"), "--device", "cpu", "--quiet"])
+    assert code == 2
+    line = _error_line(capsys, "train")
+    assert "127.0.0.1" in line and "refused" in line.lower()
+
+
+def test_python_m_skface_train_same_handling_as_skface_train(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "skface.train", "--traceback", "no_such_recipe", "--out",
+         str(tmp_path / "m.skface")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("skface train: error: Unknown recipe")
+
+
+# -- demo ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Make every demo stage fail the test if it runs: the --out check comes first."""
+    pytest.importorskip("matplotlib")
+    from skface.demo import _run
+
+    def stage(ctx):
+        """A stage that must not run."""
+        raise AssertionError("a stage ran before the output folder was checked")
+
+    monkeypatch.setattr(_run, "STAGES", tuple((key, stage) for key, _ in _run.STAGES))
+
+
+@pytest.mark.parametrize("out", ["afile", "afile/report"], ids=["file", "under_file"])
+def test_cli_demo_out_is_or_under_a_file_exit_2_before_training(tmp_path, capsys, no_training,
+                                                                 out):
+    (tmp_path / "afile").write_text("")
+    assert cli.main(["demo", "--out", str(tmp_path / out), "--preset", "smoke", "--quiet",
+                     "--data-home", str(tmp_path / "empty")]) == 2
+    line = _error_line(capsys, "demo")
+    assert f"Cannot write the demo's output folder {tmp_path / out}" in line
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in line and "--out" in line
+
+
+def test_cli_demo_out_not_writable_exit_2_before_training(tmp_path, monkeypatch, capsys,
+                                                          no_training):
+    import tempfile
+
+    # As root a chmod'ed folder stays writable: the write probe fails as it would for a user.
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "out"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    assert cli.main(["demo", "--out", str(tmp_path / "out"), "--preset", "smoke",
+                     "--quiet"]) == 2
+    line = _error_line(capsys, "demo")
+    assert f"output folder {tmp_path / 'out'}: permission denied" in line
+
+
+def test_cli_demo_failed_stage_exit_1_names_it_even_quiet(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    from skface.demo import _run
+
+    def broken(ctx):
+        """A stage that breaks."""
+        raise RuntimeError("out of cheese")
+
+    monkeypatch.setattr(_run, "STAGES", (("dbn", broken),))
+    assert cli.main(["demo", "--out", str(tmp_path / "out"), "--preset", "smoke",
+                     "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip() == (f"skface demo: 1 of 1 stages failed (dbn); the report shows their "
+                           f"errors: {tmp_path / 'out' / 'report.html'}")
+
+
+def test_cli_bad_usage_exits_2_with_usage(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["demo", "--preset", "huge"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
