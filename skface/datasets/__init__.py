@@ -1,7 +1,7 @@
 """Face dataset fetchers in the ``sklearn.datasets`` style, and their plugin registry."""
 
 from ._celeba import fetch_celeba
-from ._download import ChecksumError
+from ._download import ChecksumError, DownloadError
 from ._home import get_cache_home, get_data_home
 from ._imdb_wiki import fetch_imdb_wiki
 from ._keypoints import (
@@ -18,6 +18,7 @@ from ._utkface import fetch_utkface
 __all__ = [
     "ChecksumError",
     "DatasetInfo",
+    "DownloadError",
     "fetch",
     "fetch_celeba",
     "fetch_facial_keypoints",

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ._cache import cached_arrays
-from ._common import check_choice, check_size, make_bunch
+from ._common import check_choice, check_size, make_bunch, read_csv
 from ._download import ChecksumError, ensure_files
 from ._home import get_data_home
 from ._images import read_images
@@ -60,18 +60,40 @@ def _celeba_folder(data_home, download_if_missing):
     return folder
 
 
+def _todo(path):
+    return (
+        f"delete {path} and fetch again (it is downloaded when missing), or download it "
+        f"by hand from {MANUAL_URL}"
+    )
+
+
 def _read_table(path, n_header):
     """``(file names, int matrix)`` of a whitespace-separated CelebA list file."""
-    import pandas as pd
-
-    table = pd.read_csv(path, sep=r"\s+", header=None, skiprows=n_header, dtype={0: str})
-    return table[0].to_numpy(dtype=str), table.iloc[:, 1:].to_numpy(dtype=np.int64)
+    table = read_csv(
+        path, sep=r"\s+", header=None, skiprows=n_header, dtype={0: str},
+        dataset="CelebA", todo=_todo(path),
+    )
+    try:
+        values = table.iloc[:, 1:].to_numpy(dtype=np.int64)
+    except (ValueError, TypeError):
+        values = None
+    if values is None or values.shape[1] == 0:
+        raise ValueError(
+            f"CelebA: {path} must hold a file name then integers on every line after its "
+            f"{n_header} header line(s); {_todo(path)}."
+        )
+    return table[0].to_numpy(dtype=str), values
 
 
 def _attribute_names(path):
     with open(path) as f:
-        next(f)  # image count
-        return f.readline().split()
+        f.readline()  # image count
+        names = f.readline().split()
+    if not names:
+        raise ValueError(
+            f"CelebA: {path} has no attribute names on its second line; {_todo(path)}."
+        )
+    return names
 
 
 def _align(names, values, order, path):
@@ -227,7 +249,9 @@ def fetch_celeba(
         attributes = (_align(attr_names, attrs, files, folder / ATTR_FILE) > 0).astype(np.uint8)
         identity = _align(id_names, ids, files, folder / IDENTITY_FILE)[:, 0]
         landmarks = _align(lm_names, lms, files, folder / LANDMARKS_FILE).reshape(-1, 5, 2)
-        images = read_images([images_dir / f for f in files], box=box, size=size, color=color)
+        images = read_images(
+            [images_dir / f for f in files], box=box, size=size, color=color, dataset="CelebA"
+        )
         return {
             "images": images,
             "attributes": attributes,
@@ -242,7 +266,8 @@ def fetch_celeba(
         split=split, size=size, color=bool(color), box=box,
         max_images=None if max_images is None else int(max_images),
     )
-    arrays = cached_arrays("celeba", params, images_dir, compute)
+    sources = [images_dir] + [folder / name for name in TEXT_FILES]
+    arrays = cached_arrays("celeba", params, sources, compute)
     landmarks = arrays["landmarks"]
     targets = {
         "attributes": arrays["attributes"],

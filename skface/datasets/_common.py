@@ -32,3 +32,24 @@ def check_size(size, name="size"):
     first, as in ``images.shape[1:3]``.
     """
     return _check_size(size, name)
+
+
+def read_csv(path, *, dataset, todo, **kwargs):
+    """``pandas.read_csv(path, **kwargs)``, whose failures name the file and what to do.
+
+    An empty, truncated or unparsable file raises ``ValueError`` saying so,
+    naming ``dataset`` and ``path``; ``todo`` says how to replace it.
+    """
+    import zipfile
+
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        reason = "is empty"
+    except (pd.errors.ParserError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as exc:
+        reason = f"cannot be parsed as CSV ({type(exc).__name__}: {exc})"
+    except ValueError as exc:  # a zip holding several files, a bad dtype...
+        reason = f"cannot be read ({exc})"
+    raise ValueError(f"{dataset}: {path} {reason}; {todo}.")

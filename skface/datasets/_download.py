@@ -1,17 +1,31 @@
 """Downloads: every remote file pinned by sha256 in ``registry.txt``, one path through pooch."""
 
+import ftplib
 import functools
 import os
 import re
+import shutil
 import tarfile
+import uuid
 import zipfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 MIRROR_ENV = "SKFACE_MIRROR"
+_MIRROR_SCHEMES = ("http", "https", "ftp")
 
 
 class ChecksumError(ValueError):
     """A downloaded file's sha256 differs from the pinned one; the file was not kept."""
+
+
+class DownloadError(OSError):
+    """A file could not be downloaded (network, server or disk failure); no partial file was kept.
+
+    The message names the URL, the file, the destination folder and the
+    ``SKFACE_MIRROR`` setting, and says what to do. The original error
+    (``requests.ConnectionError``, ``HTTPError``...) is its ``__cause__``.
+    """
 
 
 @functools.lru_cache(maxsize=None)
@@ -49,12 +63,41 @@ def remote_url(filename):
     return _mirrored(url, filename)
 
 
+def _mirror():
+    """The ``SKFACE_MIRROR`` base URL, None when unset; a value that is no URL raises."""
+    mirror = os.environ.get(MIRROR_ENV)
+    if not mirror:
+        return None
+    parts = urlsplit(mirror)
+    if parts.scheme.lower() not in _MIRROR_SCHEMES or not parts.netloc:
+        raise ValueError(
+            f"The {MIRROR_ENV} environment variable is {mirror!r}, which is not a URL: set "
+            f"it to the base URL of a mirror, starting with http://, https:// or ftp:// "
+            f"(for a local folder, serve it with 'python -m http.server' and use "
+            f"http://127.0.0.1:8000), or unset it to download from the official sites."
+        )
+    return mirror
+
+
 def _mirrored(url, filename):
     """``url``, or ``<mirror>/<filename>`` when ``SKFACE_MIRROR`` is set."""
-    mirror = os.environ.get(MIRROR_ENV)
+    mirror = _mirror()
     if mirror:
         return f"{mirror.rstrip('/')}/{filename}"
     return url
+
+
+def _mirror_advice():
+    mirror = os.environ.get(MIRROR_ENV)
+    if mirror:
+        return (
+            f"{MIRROR_ENV} is set ({mirror!r}), so the file was asked of that mirror: check "
+            f"that it is up and holds the file, or unset {MIRROR_ENV} to use the official URL"
+        )
+    return (
+        f"{MIRROR_ENV} is not set, so the official URL was used: set {MIRROR_ENV} to the "
+        "base URL of a mirror that holds the file if that site is down"
+    )
 
 
 def download(filename, folder, *, url=None, known_hash=None, progressbar=False):
@@ -91,9 +134,14 @@ def download(filename, folder, *, url=None, known_hash=None, progressbar=False):
     ChecksumError
         If the download's sha256 differs from the pinned one. The bad file
         is deleted, never left in ``folder``.
+    DownloadError
+        If the server cannot be reached, answers with an error, or the
+        transfer breaks off, or ``folder`` cannot be written. Nothing
+        partial is left in ``folder``.
     ValueError
-        If only one of ``url`` and ``known_hash`` is given, or the hash is
-        not a sha256 pin.
+        If only one of ``url`` and ``known_hash`` is given, the hash is not
+        a sha256 pin, or ``SKFACE_MIRROR`` is set to something that is not
+        an http, https or ftp URL.
     """
     import pooch  # deferred: `import skface` must not pull pooch
 
@@ -114,11 +162,28 @@ def download(filename, folder, *, url=None, known_hash=None, progressbar=False):
             )
         url = _mirrored(url, filename)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(
+            f"Cannot download {filename} from {url}: its folder {folder} cannot be created "
+            f"({type(exc).__name__}: {exc}). Point data_home or the SKFACE_DATA environment "
+            "variable at a writable folder, or put the file there by hand."
+        ) from exc
     try:
         path = pooch.retrieve(
             url, known_hash=known_hash, fname=filename, path=folder, progressbar=progressbar
         )
+    except (OSError, EOFError, ftplib.Error) as exc:
+        # requests' errors (ConnectionError, HTTPError, ChunkedEncodingError,
+        # Timeout) are OSErrors. pooch streams into a temporary file that it
+        # deletes on failure, so nothing partial is left in `folder`.
+        raise DownloadError(
+            f"Could not download {filename} from {url} into {folder} "
+            f"({type(exc).__name__}: {exc}). {_mirror_advice()}. Check the network "
+            f"connection and try again later, or put {filename} in {folder} by hand "
+            f"(its checksum must be {known_hash})."
+        ) from exc
     except ValueError as exc:
         if "hash" not in str(exc).lower():
             raise
@@ -224,18 +289,60 @@ def ensure_files(folder, needed, *, remote=(), download_if_missing=True, dataset
             f"Put them there ({where}), or point data_home / the "
             f"SKFACE_DATA environment variable at a folder that has them."
         )
-    for fname in remote:
-        path = download(fname, folder)
-        if _is_archive(fname):
-            safe_extract(path, folder)
-            path.unlink()
-    still = [rel for rel in needed if not (folder / rel).exists()]
-    if still:
-        raise FileNotFoundError(
-            f"{dataset}: downloaded {', '.join(remote)} but {', '.join(still)} is still "
-            f"missing in {folder}; the archive layout is not the expected one."
-        )
+    # Archives are unpacked into a hidden folder inside `folder` (the same file
+    # system, so moving is a rename) and moved into place only once every needed
+    # path is there: a refused or misshapen archive leaves nothing behind.
+    staging = None
+    try:
+        for fname in remote:
+            path = download(fname, folder)
+            if not _is_archive(fname):
+                continue
+            if staging is None:
+                staging = folder / f".skface-extract-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            try:
+                safe_extract(path, staging)
+            except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+                raise ValueError(
+                    f"{dataset}: {fname} cannot be extracted ({type(exc).__name__}: {exc}); "
+                    "the archive is damaged. Nothing of it was kept: try again later."
+                ) from exc
+            finally:
+                path.unlink(missing_ok=True)  # a refused archive is not kept either
+        still = [
+            rel for rel in needed
+            if not ((folder / rel).exists() or (staging is not None and (staging / rel).exists()))
+        ]
+        if still:
+            raise FileNotFoundError(
+                f"{dataset}: downloaded {', '.join(remote)} but {', '.join(still)} is still "
+                f"missing in {folder}; the archive layout is not the expected one, so "
+                "nothing of it was kept."
+            )
+        if staging is not None:
+            _move_into(staging, folder)
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def _move_into(src, dest):
+    """Move the contents of folder ``src`` into ``dest``, merging folders, replacing files."""
+    with os.scandir(src) as entries:
+        items = list(entries)
+    for entry in items:
+        target = dest / entry.name
+        target_is_dir = target.is_dir() and not target.is_symlink()
+        if entry.is_dir(follow_symlinks=False):
+            if target_is_dir:
+                _move_into(Path(entry.path), target)
+                continue
+            if target.is_symlink() or target.exists():
+                target.unlink()
+        elif target_is_dir:
+            shutil.rmtree(target)
+        os.replace(entry.path, target)
 
 
 def _is_archive(fname):

@@ -1,5 +1,7 @@
 """Decode image files into one preallocated array (crop, resize, grey or colour)."""
 
+import os
+import struct
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -9,8 +11,75 @@ from ._common import check_size
 
 _PROGRESS_MIN = 2000  # images
 
+# What a dataset folder's listing counts as an image. Anything else (Thumbs.db,
+# desktop.ini, a README) and every hidden name (.DS_Store, macOS's ._x.jpg
+# resource forks) is not a sample, in every fetcher alike.
+IMAGE_EXTENSIONS = (
+    ".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pnm", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+)
 
-def read_images(paths, *, box=None, size=None, color=False, n_threads=4):
+
+def is_image_name(name):
+    """Whether a file name in a dataset folder is an image: not hidden, an image extension."""
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_images(folder):
+    """Sorted names of the image files directly in ``folder`` (see :func:`is_image_name`)."""
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if is_image_name(e.name) and e.is_file())
+
+
+def _decode_error(path, dataset, exc):
+    """An ``OSError`` naming the file, the dataset and what to do, for any decode failure."""
+    if isinstance(exc, FileNotFoundError):
+        what = "is missing"
+        todo = "The image folder is incomplete: re-download or re-extract the dataset."
+    else:
+        what = f"cannot be decoded ({type(exc).__name__}: {exc})"
+        todo = (
+            "The file is damaged or truncated: re-download or re-extract the dataset "
+            "(or restore this file from a good copy), or remove the file."
+        )
+    return OSError(f"{dataset or 'skface'}: image {path} {what}. {todo}")
+
+
+# What PIL raises on a damaged file: truncated data and unknown formats (OSError),
+# bad headers (SyntaxError, ValueError, struct.error), early ends (EOFError).
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error)
+
+
+def image_sizes(paths, *, dataset=None, n_threads=4):
+    """(height, width) of each image, from the headers only.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Image files.
+    dataset : str, default=None
+        Dataset name for error messages.
+    n_threads : int, default=4
+        Reading threads.
+
+    Returns
+    -------
+    sizes : ndarray of shape (n, 2), int64
+    """
+    from PIL import Image
+
+    def size(path):
+        try:
+            with Image.open(path) as img:
+                width, height = img.size  # PIL's order
+        except (*_DECODE_ERRORS, Image.DecompressionBombError) as exc:
+            raise _decode_error(path, dataset, exc) from exc
+        return height, width
+
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        return np.array(list(pool.map(size, paths)), dtype=np.int64).reshape(-1, 2)
+
+
+def read_images(paths, *, box=None, size=None, color=False, n_threads=4, dataset=None):
     """Decode images into a float32 array with values in [0, 1].
 
     Decoding follows scikit-learn's LFW loader exactly (crop, then PIL's
@@ -30,10 +99,20 @@ def read_images(paths, *, box=None, size=None, color=False, n_threads=4):
         RGB output when True, else grey.
     n_threads : int, default=4
         Decoding threads (PIL releases the GIL while decoding).
+    dataset : str, default=None
+        Dataset name, for error messages.
 
     Returns
     -------
     images : ndarray of shape (n, height, width) or (n, height, width, 3), float32
+
+    Raises
+    ------
+    OSError
+        If a file is missing, truncated or not an image; the message names
+        the file and the dataset and says what to do.
+    ValueError
+        If the images decode to different shapes and no ``size`` is given.
     """
     from PIL import Image
 
@@ -45,13 +124,18 @@ def read_images(paths, *, box=None, size=None, color=False, n_threads=4):
     pil_size = None if size is None else (size[1], size[0])
 
     def load(path):
-        with Image.open(path) as img:
-            img = img.convert("RGB") if img.mode != "RGB" else img
-            if box is not None:
-                img = img.crop(box)
-            if pil_size is not None and img.size != pil_size:
-                img = img.resize(pil_size)
-            face = np.asarray(img, dtype=np.float32)
+        # The one place every fetcher's images are decoded: a damaged file fails
+        # here, with its name, whichever dataset it belongs to.
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB") if img.mode != "RGB" else img
+                if box is not None:
+                    img = img.crop(box)
+                if pil_size is not None and img.size != pil_size:
+                    img = img.resize(pil_size)
+                face = np.asarray(img, dtype=np.float32)
+        except (*_DECODE_ERRORS, Image.DecompressionBombError) as exc:
+            raise _decode_error(path, dataset, exc) from exc
         face /= 255.0
         return face if color else face.mean(axis=2)
 
@@ -63,8 +147,8 @@ def read_images(paths, *, box=None, size=None, color=False, n_threads=4):
         face = load(paths[i])
         if face.shape != first.shape:
             raise ValueError(
-                f"{paths[i]} decodes to shape {face.shape}, unlike {paths[0]} "
-                f"({first.shape}); pass a size to resize every image alike."
+                f"{dataset or 'skface'}: {paths[i]} decodes to shape {face.shape}, unlike "
+                f"{paths[0]} ({first.shape}); pass a size to resize every image alike."
             )
         out[i] = face
 

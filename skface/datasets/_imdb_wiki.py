@@ -96,7 +96,16 @@ def _read_metadata(mat_path, source):
     """Columns of ``wiki.mat`` / ``imdb.mat`` as flat arrays (no MATLAB nesting)."""
     from scipy.io import loadmat
 
-    mat = loadmat(mat_path)
+    try:
+        mat = loadmat(mat_path)
+    except MemoryError:
+        raise
+    except Exception as exc:  # scipy fails on damaged bytes in many ways (IndexError...)
+        raise ValueError(
+            f"IMDB-WIKI: {mat_path} cannot be read as a MATLAB file "
+            f"({type(exc).__name__}: {exc}); it is truncated or damaged: delete the "
+            f"{mat_path.parent.name} folder and fetch again, or download it from {MANUAL_URL}."
+        ) from None
     if source not in mat:
         found = sorted(k for k in mat if not k.startswith("__"))
         raise ValueError(f"{mat_path} has no {source!r} struct (it has {found}).")
@@ -258,7 +267,9 @@ def fetch_imdb_wiki(
                 f"{len(missing)} images listed in {mat_rel} are missing in {images_dir}, "
                 f"e.g. {missing[:3]}; the image folder is incomplete."
             )
-        images = read_images([images_dir / f for f in files], size=size, color=color)
+        images = read_images(
+            [images_dir / f for f in files], size=size, color=color, dataset=f"IMDB-WIKI ({source})"
+        )
         return {
             "images": images,
             "age": age[rows],
@@ -276,7 +287,8 @@ def fetch_imdb_wiki(
         source=source, min_face_score=min_face_score, drop_second_face=bool(drop_second_face),
         size=size, color=bool(color), max_images=None if max_images is None else int(max_images),
     )
-    arrays = cached_arrays(f"imdb_wiki_{source}", params, images_dir, compute)
+    sources = [images_dir, folder / mat_rel]
+    arrays = cached_arrays(f"imdb_wiki_{source}", params, sources, compute)
     return make_bunch(
         images=arrays["images"],
         target=arrays["age"],

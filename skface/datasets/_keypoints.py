@@ -2,15 +2,14 @@
 
 import re
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ._cache import cached_arrays
-from ._common import check_choice, check_size, make_bunch
+from ._common import check_choice, check_size, make_bunch, read_csv
 from ._download import ensure_files
 from ._home import get_data_home
-from ._images import read_images
+from ._images import image_sizes, read_images
 from ._registry import dataset
 
 KAGGLE_CITATION = (
@@ -116,10 +115,11 @@ def _parse_pixels(column, source):
 
 
 def _kaggle_arrays(source, subset):
-    import pandas as pd
-
     def compute():
-        frame = pd.read_csv(source, dtype={"Image": str})
+        frame = read_csv(
+            source, dataset="Kaggle facial keypoints", dtype={"Image": str},
+            todo=f"download it again from {KAGGLE_URL}",
+        )
         if "Image" not in frame.columns:
             raise ValueError(f"{source}: no Image column; is this a Kaggle keypoints CSV?")
         images = _parse_pixels(frame["Image"], source).astype(np.float32)
@@ -268,7 +268,13 @@ def write_keypoints_submission(predictions, id_lookup, path, *, image_ids=None):
             f"image_ids must have one id per prediction row ({len(predictions)}), "
             f"got shape {image_ids.shape}."
         )
-    lookup = id_lookup if isinstance(id_lookup, pd.DataFrame) else pd.read_csv(id_lookup)
+    if isinstance(id_lookup, pd.DataFrame):
+        lookup = id_lookup
+    else:
+        lookup = read_csv(
+            id_lookup, dataset="Kaggle facial keypoints",
+            todo=f"download IdLookupTable.csv again from {KAGGLE_URL}",
+        )
     missing_columns = {"RowId", "ImageId", "FeatureName"} - set(lookup.columns)
     if missing_columns:
         raise ValueError(f"id_lookup lacks the columns {sorted(missing_columns)}.")
@@ -303,22 +309,7 @@ def _identity(filename):
     return match["identity"] if match else filename.rsplit(".", 1)[0]
 
 
-def _image_sizes(paths, n_threads=4):
-    """(height, width) of each image, from the headers only."""
-    from PIL import Image
-
-    def size(path):
-        with Image.open(path) as img:
-            width, height = img.size  # PIL's order
-        return height, width
-
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        return np.array(list(pool.map(size, paths)), dtype=np.int64).reshape(-1, 2)
-
-
 def _youtube_arrays(data_home, subset, size, color, download_if_missing):
-    import pandas as pd
-
     stem = _YOUTUBE_SUBSETS[subset]
     folder = get_data_home(data_home) / "youtube_faces_keypoints"
     csv_name = f"{stem}_frames_keypoints.csv"
@@ -331,8 +322,11 @@ def _youtube_arrays(data_home, subset, size, color, download_if_missing):
     )
     images_dir = folder / stem
 
+    dataset = "YouTube Faces keypoints"
+    todo = f"unzip it again from {YOUTUBE_URL}"
+
     def compute():
-        frame = pd.read_csv(folder / csv_name, index_col=0)
+        frame = read_csv(folder / csv_name, index_col=0, dataset=dataset, todo=todo)
         if frame.shape[1] != 2 * N_YOUTUBE_KEYPOINTS:
             raise ValueError(
                 f"{folder / csv_name}: expected a file name then "
@@ -348,14 +342,20 @@ def _youtube_arrays(data_home, subset, size, color, download_if_missing):
                 f"{len(missing)} images listed in {csv_name} are missing in "
                 f"{images_dir}, e.g. {missing[:3]}; the image folder is incomplete."
             )
-        original_sizes = _image_sizes(paths)
-        keypoints = frame.to_numpy(dtype=np.float64).reshape(len(frame), -1, 2)
+        original_sizes = image_sizes(paths, dataset=dataset)
+        try:
+            keypoints = frame.to_numpy(dtype=np.float64).reshape(len(frame), -1, 2)
+        except ValueError as exc:
+            raise ValueError(
+                f"{dataset}: {folder / csv_name} has a coordinate that is not a number "
+                f"({exc}); {todo}."
+            ) from None
         if size is not None:
             # Coordinates follow the image: x by new/old width, y by new/old height.
             # Sizes are (height, width) and points (x, y), hence the reversal.
             scale = np.asarray(size, dtype=np.float64) / original_sizes
             keypoints = keypoints * scale[:, None, ::-1]
-        images = read_images(paths, size=size, color=color)
+        images = read_images(paths, size=size, color=color, dataset=dataset)
         return {
             "images": images,
             "keypoints": keypoints.astype(np.float32),
@@ -365,7 +365,8 @@ def _youtube_arrays(data_home, subset, size, color, download_if_missing):
         }
 
     params = dict(subset=subset, size=size, color=bool(color))
-    return cached_arrays("youtube_faces_keypoints", params, images_dir, compute)
+    sources = [images_dir, folder / csv_name]
+    return cached_arrays("youtube_faces_keypoints", params, sources, compute)
 
 
 @dataset(

@@ -8,7 +8,7 @@ from ._cache import cached_arrays
 from ._common import check_choice, make_bunch
 from ._download import ensure_files, is_registered
 from ._home import get_data_home
-from ._images import read_images
+from ._images import list_images, read_images
 from ._registry import dataset
 
 CITATION = (
@@ -98,21 +98,63 @@ def _check_box(box):
     return box
 
 
+def _redownload(path):
+    """What to do about a damaged LFW list file."""
+    return (
+        f"delete {path} and fetch again (it is downloaded when missing), or copy it "
+        "from http://vis-www.cs.umass.edu/lfw/"
+    )
+
+
+def _lines(path, todo=None):
+    """``(line number, fields)`` of the non-blank lines of a list file; refuse an empty file.
+
+    ``todo`` says how to replace a damaged file (default: download it again).
+    """
+    todo = todo or _redownload(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"LFW: {path} is not a text file; {todo}.") from None
+    rows = [(i, line.split()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not rows:
+        raise ValueError(f"LFW: {path} is empty; {todo}.")
+    return rows
+
+
 def _read_people_list(path):
     """Names from a ``peopleDev*.txt`` file (count line, then ``name<TAB>n``)."""
-    with open(path) as f:
-        lines = f.read().split("\n")[1:]
-    return {line.split("\t")[0] for line in lines if line.strip()}
+    (_, header), *rows = _lines(path)
+    names = set()
+    for number, fields in rows:
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise ValueError(
+                f"LFW: {path} line {number} is {' '.join(fields)!r}, not 'name<TAB>count'; "
+                f"{_redownload(path)}."
+            )
+        names.add(fields[0])
+    if len(header) != 1 or not header[0].isdigit() or int(header[0]) != len(rows):
+        raise ValueError(
+            f"LFW: {path} starts with {' '.join(header)!r} but lists {len(rows)} people; the "
+            f"first line must be their count. The file is damaged: {_redownload(path)}."
+        )
+    return names
 
 
 def _scan_people(images_dir, subset_names, min_faces_per_person):
-    """Sorted person names and their files, as scikit-learn's loader lists them."""
+    """Sorted person names and their files, as scikit-learn's loader lists them.
+
+    Hidden entries and files that are not images (``.DS_Store``,
+    ``Thumbs.db``) are not faces and are skipped.
+    """
     names, files = [], []
     for person in sorted(os.listdir(images_dir)):
         person_dir = images_dir / person
-        if not person_dir.is_dir() or (subset_names is not None and person not in subset_names):
+        if person.startswith(".") or not person_dir.is_dir():
             continue
-        paths = sorted(os.listdir(person_dir))
+        if subset_names is not None and person not in subset_names:
+            continue
+        paths = list_images(person_dir)
         if len(paths) >= min_faces_per_person:
             names.extend([person.replace("_", " ")] * len(paths))
             files.extend(f"{person}/{p}" for p in paths)
@@ -130,11 +172,11 @@ def _people_arrays(
     box = _check_box(box)
     size = _output_size(box, resize)
     folder, images_dir = _lfw_folder(data_home, variant, download_if_missing)
-    subset_names = None
+    subset_names, sources = None, [images_dir]
     if subset != "all":
-        subset_names = _read_people_list(
-            _metadata(folder, _PEOPLE_FILES[subset], download_if_missing)
-        )
+        people_file = _metadata(folder, _PEOPLE_FILES[subset], download_if_missing)
+        subset_names = _read_people_list(people_file)
+        sources.append(people_file)
 
     def compute():
         names, files = _scan_people(images_dir, subset_names, min_faces_per_person)
@@ -149,7 +191,10 @@ def _people_arrays(
         order = np.arange(len(files))
         np.random.RandomState(42).shuffle(order)
         files = np.asarray(files)[order]
-        images = read_images([images_dir / f for f in files], box=box, size=size, color=color)
+        images = read_images(
+            [images_dir / f for f in files], box=box, size=size, color=color,
+            dataset=f"LFW ({variant})",
+        )
         return {
             "images": images,
             "target": target[order].astype(np.intp),
@@ -161,7 +206,7 @@ def _people_arrays(
         variant=variant, subset=subset, min_faces=int(min_faces_per_person),
         box=box, size=size, color=bool(color),
     )
-    return cached_arrays("lfw_people", params, images_dir, compute)
+    return cached_arrays("lfw_people", params, sources, compute)
 
 
 @dataset(folder="lfw", required=("lfw-deepfunneled/",), citation=CITATION)
@@ -240,19 +285,51 @@ def fetch_lfw_people(
 
 
 def _parse_pairs(path):
-    """Rows of a pairs file as ((name1, idx1), (name2, idx2), same)."""
+    """Rows of a pairs file as ((name1, idx1), (name2, idx2), same), and the fold of each.
+
+    The header gives the layout: ``"1100"`` (View 1) is one block of 1,100
+    matched then 1,100 mismatched pairs; ``"10\t300"`` (View 2) is 10 folds,
+    each of 300 matched then 300 mismatched pairs. The rows must follow it.
+    """
+    (_, header), *lines = _lines(path)
+    if not (1 <= len(header) <= 2 and all(h.isdigit() and int(h) > 0 for h in header)):
+        raise ValueError(
+            f"LFW: {path} starts with {' '.join(header)!r}, not a pairs header ('<n>' or "
+            f"'<folds> <n>' with positive counts); {_redownload(path)}."
+        )
+    n_folds, per_fold = (1, int(header[0])) if len(header) == 1 else map(int, header)
     rows = []
-    with open(path) as f:
-        next(f)  # header: "1100" (View 1) or "10\t300" (View 2)
-        for line in f:
-            parts = line.split()
+    for number, parts in lines:
+        try:
             if len(parts) == 3:
                 rows.append(((parts[0], int(parts[1])), (parts[0], int(parts[2])), 1))
             elif len(parts) == 4:
                 rows.append(((parts[0], int(parts[1])), (parts[2], int(parts[3])), 0))
-            elif parts:
-                raise ValueError(f"{path}: cannot parse pairs line {line!r}.")
-    return rows
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                f"LFW: {path} line {number} is {' '.join(parts)!r}, not 'name i j' (matched) "
+                f"or 'name1 i name2 j' (mismatched); {_redownload(path)}."
+            ) from None
+    layout = (
+        f"its header says {n_folds} fold(s) of {per_fold} matched then {per_fold} "
+        "mismatched pairs"
+    )
+    if len(rows) != 2 * n_folds * per_fold:
+        raise ValueError(
+            f"LFW: {path} lists {len(rows)} pairs, but {layout} ({2 * n_folds * per_fold}). "
+            f"The file is truncated or damaged: {_redownload(path)}."
+        )
+    same = np.array([r[2] for r in rows]).reshape(n_folds, 2, per_fold)
+    bad = np.flatnonzero((same[:, 0] != 1).any(axis=1) | (same[:, 1] != 0).any(axis=1))
+    if len(bad):
+        raise ValueError(
+            f"LFW: fold {bad[0]} of {path} is out of order: {layout}. The file is damaged: "
+            f"{_redownload(path)}."
+        )
+    fold = np.repeat(np.arange(n_folds, dtype=np.intp), 2 * per_fold)
+    return rows, fold
 
 
 @dataset(folder="lfw", required=("lfw-deepfunneled/", "pairs.txt"), citation=CITATION)
@@ -308,7 +385,7 @@ def fetch_lfw_pairs(
     pairs_file = _metadata(folder, _PAIRS_FILES[subset], download_if_missing)
 
     def compute():
-        rows = _parse_pairs(pairs_file)
+        rows, fold = _parse_pairs(pairs_file)
         files = np.array(
             [[f"{n}/{n}_{i:04d}.jpg" for n, i in row[:2]] for row in rows], dtype=str
         )
@@ -320,7 +397,10 @@ def fetch_lfw_pairs(
                 f"{len(missing)} images named by {pairs_file.name} are missing in "
                 f"{images_dir}, e.g. {missing[:3]}; the image folder is incomplete."
             )
-        faces = read_images([images_dir / f for f in unique], box=box, size=size, color=color)
+        faces = read_images(
+            [images_dir / f for f in unique], box=box, size=size, color=color,
+            dataset=f"LFW ({variant})",
+        )
         pairs = faces[inverse.reshape(files.shape)]
         names = np.array([[r[0][0], r[1][0]] for r in rows], dtype=str)
         return {
@@ -328,10 +408,11 @@ def fetch_lfw_pairs(
             "target": np.array([r[2] for r in rows], dtype=np.intp),
             "names": names,
             "filenames": files,
+            "fold": fold,
         }
 
     params = dict(variant=variant, subset=subset, box=box, size=size, color=bool(color))
-    arrays = cached_arrays("lfw_pairs", params, images_dir, compute)
+    arrays = cached_arrays("lfw_pairs", params, [images_dir, pairs_file], compute)
     pairs, target = arrays["pairs"], arrays["target"]
     if return_X_y:
         return pairs.reshape(len(pairs), -1), target
@@ -339,9 +420,8 @@ def fetch_lfw_pairs(
 
     extra = {}
     if subset == "10_folds":
-        # pairs.txt lists fold k's 300 matched then 300 mismatched pairs in turn.
-        n_folds = 10
-        extra["fold"] = np.repeat(np.arange(n_folds), len(pairs) // n_folds)
+        # From pairs.txt's header: fold k's matched then mismatched pairs in turn.
+        extra["fold"] = arrays["fold"]
     return Bunch(
         data=pairs.reshape(len(pairs), -1),
         pairs=pairs,
@@ -358,8 +438,14 @@ def _read_gender_lists(folder, download_if_missing):
     labels = {}
     for value, rel in enumerate(_GENDER_FILES):
         path = _metadata(folder, rel, download_if_missing)
-        for line in path.read_text().split():
-            labels.setdefault(line.strip(), set()).add(value)
+        todo = f"get it again from {GENDER_URL}"
+        for number, fields in _lines(path, todo):
+            if len(fields) != 1 or not fields[0].lower().endswith(".jpg"):
+                raise ValueError(
+                    f"LFW: {path} line {number} is {' '.join(fields)!r}, not one image file "
+                    f"name such as 'Aaron_Eckhart_0001.jpg'. The file is damaged: {todo}."
+                )
+            labels.setdefault(fields[0], set()).add(value)
     return labels
 
 

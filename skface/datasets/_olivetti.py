@@ -23,9 +23,20 @@ _MAT = "olivettifaces.mat"
 N_PER_PERSON = 10
 
 
+def _load_npy(path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(
+            f"Olivetti faces: {path} cannot be read as a .npy array ({type(exc).__name__}: "
+            f"{exc}); it is truncated or damaged. Replace it with a good copy, or delete "
+            f"{_DECODED[0]} and {_DECODED[1]} so that {_MAT} is downloaded and decoded instead."
+        ) from None
+
+
 def _from_decoded(folder):
-    faces = np.load(folder / _DECODED[0], allow_pickle=False)
-    target = np.load(folder / _DECODED[1], allow_pickle=False)
+    faces = _load_npy(folder / _DECODED[0])
+    target = _load_npy(folder / _DECODED[1])
     if faces.ndim != 3 or faces.shape[1:] != (64, 64) or len(target) != len(faces):
         raise ValueError(
             f"{folder}: {_DECODED[0]} must hold (n, 64, 64) faces and {_DECODED[1]} one "
@@ -40,7 +51,19 @@ def _from_mat(path):
     """Decode Roweis's ``.mat`` exactly as :func:`sklearn.datasets.fetch_olivetti_faces`."""
     from scipy.io import loadmat
 
-    faces = loadmat(path)["faces"].T.astype(np.float32, copy=True)
+    todo = "delete it and fetch again (it is downloaded when missing)"
+    try:
+        mat = loadmat(path)
+    except MemoryError:
+        raise
+    except Exception as exc:  # scipy fails on damaged bytes in many ways (IndexError...)
+        raise ValueError(
+            f"Olivetti faces: {path} cannot be read as a MATLAB file ({type(exc).__name__}: "
+            f"{exc}); it is truncated or damaged: {todo}."
+        ) from None
+    if "faces" not in mat:
+        raise ValueError(f"Olivetti faces: {path} has no 'faces' array; {todo}.")
+    faces = mat["faces"].T.astype(np.float32, copy=True)
     if faces.ndim != 2 or faces.shape[1] != 64 * 64:
         raise ValueError(f"{path}: 'faces' must be a (4096, n) array, got {faces.T.shape}.")
     faces -= faces.min()

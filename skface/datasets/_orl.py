@@ -109,7 +109,7 @@ def fetch_orl_faces(*, data_home=None, size=None, download_if_missing=True, retu
                 f"No s<k>/<n>.pgm faces in {images_dir}; get them from {MANUAL_URL}."
             )
         # PGM is grey: the RGB-then-mean decoding gives back the grey values.
-        images = read_images([images_dir / f for f in files], size=size)
+        images = read_images([images_dir / f for f in files], size=size, dataset="AT&T (ORL) faces")
         return {
             "images": images,
             "target": np.array(target, dtype=np.intp),

@@ -1,6 +1,5 @@
 """UTKFace: aligned and cropped faces labelled with age, gender and race in the file names."""
 
-import os
 import re
 import warnings
 
@@ -10,7 +9,7 @@ from ._cache import cached_arrays
 from ._common import check_choice, check_size, make_bunch
 from ._download import ensure_files
 from ._home import get_data_home
-from ._images import read_images
+from ._images import list_images, read_images
 from ._registry import dataset
 
 CITATION = (
@@ -50,9 +49,9 @@ def _parse_name(name):
 def _scan(images_dir):
     """Sorted parsed files and their labels, and the sorted files that did not parse."""
     files, labels, skipped = [], [], []
-    for name in sorted(os.listdir(images_dir)):
-        if name.startswith(".") or not (images_dir / name).is_file():
-            continue  # hidden files (.DS_Store) and sub-folders are not samples
+    # Hidden files (.DS_Store), other non-images (Thumbs.db) and sub-folders are
+    # not samples, as in every fetcher.
+    for name in list_images(images_dir):
         parsed = _parse_name(name)
         if parsed is None:
             skipped.append(name)
@@ -153,7 +152,9 @@ def fetch_utkface(
                 f"No UTKFace image with a valid '<age>_<gender>_<race>_<date>.jpg.chip.jpg' "
                 f"name in {images_dir} ({len(skipped)} other files)."
             )
-        images = read_images([images_dir / f for f in files], size=size, color=color)
+        images = read_images(
+            [images_dir / f for f in files], size=size, color=color, dataset="UTKFace"
+        )
         return {
             "images": images,
             "labels": labels,

@@ -1,4 +1,8 @@
-"""Builders of tiny dataset folders in the real LFW layout."""
+"""Builders of tiny dataset folders in the real LFW layout, and broken servers."""
+
+import http.server
+import socket
+import threading
 
 import numpy as np
 import pytest
@@ -48,3 +52,40 @@ def build_lfw(root, variant_dir="lfw-deepfunneled"):
 @pytest.fixture
 def lfw_home(tmp_path):
     return build_lfw(tmp_path / "home")
+
+
+class _TruncatingHandler(http.server.BaseHTTPRequestHandler):
+    """Promises 100,000 bytes, sends 100, and hangs up: a transfer broken off."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        self.wfile.write(b"x" * 100)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def truncating_server():
+    """Base URL of a server on 127.0.0.1 whose every answer breaks off early."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TruncatingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def closed_port_url():
+    """``http://127.0.0.1:<port>`` with nothing listening on the port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

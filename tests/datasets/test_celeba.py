@@ -261,3 +261,25 @@ def test_fetch_celeba_checksum_mismatch_raises_with_manual_hint(mirror, tmp_path
     with pytest.raises(ChecksumError, match="mmlab.ie.cuhk.edu.hk"):
         fetch_celeba(data_home=home, size=8)
     assert not (home / "celeba" / "list_eval_partition.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["list_eval_partition.txt", "list_attr_celeba.txt", "identity_CelebA.txt", "list_landmarks_align_celeba.txt"]
+)
+def test_fetch_celeba_zero_byte_list_file_raises_naming_file(celeba_home, name):
+    (celeba_home / "celeba" / name).write_bytes(b"")
+    with pytest.raises(ValueError, match=rf"CelebA: .*{name} (is empty|has no attribute names)"):
+        fetch_celeba(data_home=celeba_home, download_if_missing=False)
+
+
+def test_fetch_celeba_edited_attribute_file_not_served_stale(celeba_home):
+    first = fetch_celeba(data_home=celeba_home, size=8)
+    path = celeba_home / "celeba" / "list_attr_celeba.txt"
+    lines = path.read_text().splitlines()
+    values = lines[2].split()
+    values[1] = "1" if values[1] == "-1" else "-1"  # first attribute of the first image flipped
+    lines[2] = " ".join(values)
+    path.write_text("\n".join(lines) + "\n")
+    second = fetch_celeba(data_home=celeba_home, size=8)
+    assert second.attributes[0, 0] == 1 - first.attributes[0, 0]
+    np.testing.assert_array_equal(second.attributes[1:], first.attributes[1:])

@@ -156,3 +156,167 @@ def test_cached_arrays_entry_keyed_as_width_height_not_served(tmp_path, monkeypa
         "t", params, src, lambda: {"images": np.zeros((1, 12, 30))}, cache_home=tmp_path / "c"
     )
     assert new["images"].shape == (1, 12, 30)
+
+
+# --- network and I/O failures: one error class, a message that says what to do -------
+
+
+def _no_files(folder):
+    return not folder.exists() or not any(p.is_file() for p in folder.rglob("*"))
+
+
+def test_download_error_is_exported_oserror():
+    from skface.datasets import DownloadError
+
+    assert issubclass(DownloadError, OSError)
+
+
+@pytest.mark.network
+def test_download_closed_port_raises_download_error_naming_url_file_and_mirror(
+    closed_port_url, monkeypatch, tmp_path
+):
+    import requests
+
+    from skface.datasets import DownloadError
+
+    monkeypatch.setenv("SKFACE_MIRROR", closed_port_url)
+    dest = tmp_path / "home"
+    with pytest.raises(DownloadError) as info:
+        download("pairs.txt", dest)
+    message = str(info.value)
+    assert f"{closed_port_url}/pairs.txt" in message and str(dest) in message
+    assert f"SKFACE_MIRROR is set ('{closed_port_url}')" in message
+    assert "unset SKFACE_MIRROR" in message and "by hand" in message
+    assert isinstance(info.value.__cause__, requests.ConnectionError)
+    assert _no_files(dest)
+
+
+@pytest.mark.network
+def test_download_server_404_raises_download_error(mirror, tmp_path):
+    from skface.datasets import DownloadError
+
+    # The mirror is up but does not hold the file.
+    with pytest.raises(DownloadError, match=r"pairs\.txt from http://127\.0\.0\.1:\d+/pairs\.txt.*404"):
+        download("pairs.txt", tmp_path / "home")
+    assert _no_files(tmp_path / "home")
+
+
+@pytest.mark.network
+def test_download_truncated_response_raises_download_error_and_keeps_nothing(
+    truncating_server, monkeypatch, tmp_path
+):
+    import requests
+
+    from skface.datasets import DownloadError
+
+    monkeypatch.setenv("SKFACE_MIRROR", truncating_server)
+    dest = tmp_path / "home"
+    with pytest.raises(DownloadError, match=r"Could not download pairs\.txt") as info:
+        download("pairs.txt", dest)
+    assert isinstance(info.value.__cause__, requests.exceptions.ChunkedEncodingError)
+    assert _no_files(dest)  # no partial file, no temporary file
+
+
+@pytest.mark.network
+def test_download_unreachable_official_url_says_mirror_not_set(closed_port_url, tmp_path):
+    from skface.datasets import DownloadError
+
+    url = f"{closed_port_url}/model.skface"
+    with pytest.raises(DownloadError, match=r"SKFACE_MIRROR is not set.*official URL") as info:
+        download("model.skface", tmp_path, url=url, known_hash="sha256:" + "0" * 64)
+    assert url in str(info.value)
+
+
+def test_download_unwritable_folder_raises_download_error(tmp_path):
+    from skface.datasets import DownloadError
+
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(DownloadError, match=r"cannot be created.*writable folder"):
+        download("pairs.txt", tmp_path / "a_file" / "lfw")
+
+
+@pytest.mark.parametrize(
+    "value", ["/srv/mirror", "file:///srv/mirror", "localhost:8000", "127.0.0.1:8000/lfw", "mirror.example.org"]
+)
+def test_download_non_url_mirror_raises_value_error_naming_variable(monkeypatch, tmp_path, value):
+    monkeypatch.setenv("SKFACE_MIRROR", value)
+    with pytest.raises(ValueError, match=r"SKFACE_MIRROR environment variable is .*not a URL.*http://"):
+        download("pairs.txt", tmp_path)
+    with pytest.raises(ValueError, match="SKFACE_MIRROR"):
+        fetch_lfw_people(data_home=tmp_path / "home")
+    assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.network
+def test_fetch_lfw_people_mirror_closed_port_raises_download_error(closed_port_url, monkeypatch, tmp_path):
+    from skface.datasets import DownloadError
+
+    monkeypatch.setenv("SKFACE_MIRROR", closed_port_url)
+    with pytest.raises(DownloadError, match=r"lfw-deepfunneled\.tgz"):
+        fetch_lfw_people(data_home=tmp_path / "home")
+    assert _no_files(tmp_path / "home")
+
+
+@pytest.mark.network
+def test_fetch_lfw_people_wrong_checksum_keeps_nothing(mirror, tmp_path):
+    built = build_lfw(tmp_path / "built")
+    archive = _tgz(tmp_path / "lfw-deepfunneled.tgz", built / "lfw" / "lfw-deepfunneled", "lfw-deepfunneled")
+    mirror(archive, sha256="0" * 64)
+    home = tmp_path / "home"
+    with pytest.raises(ChecksumError, match="lfw-deepfunneled.tgz"):
+        fetch_lfw_people(data_home=home)
+    assert _no_files(home)
+
+
+# --- refused or misshapen archives leave nothing in the data home ---------------------
+
+
+def _archive_with(path, members):
+    """A .tgz holding ``members``: name -> bytes."""
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("escaping", ["../escaped.txt", "../../escaped.txt", "lfw-deepfunneled/../../escaped.txt"])
+def test_fetch_lfw_people_path_escaping_archive_leaves_nothing(mirror, tmp_path, escaping):
+    members = {f"lfw-deepfunneled/Alice_Smith/Alice_Smith_{i:04d}.jpg": b"jpeg" for i in (1, 2)}
+    members[escaping] = b"pwned"
+    mirror(_archive_with(tmp_path / "lfw-deepfunneled.tgz", members))
+    home = tmp_path / "home"
+    with pytest.raises(ValueError, match="outside"):
+        fetch_lfw_people(data_home=home)
+    assert _no_files(home)  # neither its members, nor the archive, nor a staging folder
+    assert not any(tmp_path.rglob("escaped.txt"))
+    assert not (home / "lfw").exists() or list((home / "lfw").iterdir()) == []
+
+
+@pytest.mark.network
+def test_fetch_lfw_people_archive_wrong_layout_leaves_nothing(mirror, tmp_path):
+    members = {f"faces/Alice_Smith/Alice_Smith_{i:04d}.jpg": b"jpeg" for i in (1, 2)}
+    mirror(_archive_with(tmp_path / "lfw-deepfunneled.tgz", members))
+    home = tmp_path / "home"
+    with pytest.raises(FileNotFoundError, match=r"lfw-deepfunneled is still missing.*layout.*nothing of it was kept"):
+        fetch_lfw_people(data_home=home)
+    assert _no_files(home)
+    assert not (home / "lfw").exists() or list((home / "lfw").iterdir()) == []
+
+
+@pytest.mark.network
+def test_ensure_files_archive_merged_into_existing_folder(mirror, tmp_path, monkeypatch):
+    from skface.datasets import _download
+
+    monkeypatch.setitem(_download._registry(), "extra.tgz", ("sha256:" + "0" * 64, "https://example.invalid/extra.tgz"))
+    mirror(_archive_with(tmp_path / "extra.tgz", {"top/b.txt": b"b", "top/sub/c.txt": b"c"}))
+    folder = tmp_path / "home" / "ds"
+    (folder / "top").mkdir(parents=True)
+    (folder / "top" / "a.txt").write_text("a")
+    ensure_files(folder, ["top/b.txt"], remote=["extra.tgz"], dataset="test")
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
+        "top/a.txt", "top/b.txt", "top/sub/c.txt"
+    ]
+    assert [p.name for p in folder.iterdir()] == ["top"]  # no staging folder left

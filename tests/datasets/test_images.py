@@ -49,3 +49,53 @@ def test_read_images_bad_size_raises(wide_image, size):
     path, _ = wide_image
     with pytest.raises(ValueError, match=r"size.*\(height, width\)"):
         read_images([path], size=size)
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".pgm", ".png"])
+def test_read_images_truncated_file_error_names_file_dataset_and_fix(tmp_path, suffix):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    good, bad = tmp_path / f"good{suffix}", tmp_path / f"bad{suffix}"
+    for path in (good, bad):
+        Image.fromarray(rng.integers(0, 256, (40, 30), dtype=np.uint8)).save(path)
+    _truncate(bad)
+    with pytest.raises(OSError, match=rf"My faces: image .*bad\{suffix} cannot be decoded") as info:
+        read_images([good, bad], dataset="My faces")
+    message = str(info.value)
+    assert "re-download" in message and "remove the file" in message
+
+
+def test_read_images_missing_file_error_says_folder_incomplete(tmp_path, wide_image):
+    path, _ = wide_image
+    with pytest.raises(OSError, match=r"UTKFace: image .*gone\.png is missing.*incomplete"):
+        read_images([path, tmp_path / "gone.png"], dataset="UTKFace")
+
+
+def test_image_sizes_unreadable_header_error_names_file_and_dataset(tmp_path, wide_image):
+    from skface.datasets._images import image_sizes
+
+    path, _ = wide_image
+    assert image_sizes([path]).tolist() == [[20, 30]]
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    with pytest.raises(OSError, match=r"YouTube Faces keypoints: image .*zero\.jpg cannot be decoded"):
+        image_sizes([path, tmp_path / "zero.jpg"], dataset="YouTube Faces keypoints")
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("Aaron_0001.jpg", True), ("1.pgm", True), ("x.JPEG", True), ("a.jpg.chip.jpg", True),
+        (".DS_Store", False), ("._Aaron_0001.jpg", False), ("Thumbs.db", False),
+        ("desktop.ini", False), ("README", False), ("notes.txt", False),
+    ],
+)
+def test_is_image_name_hidden_and_non_images_false(name, expected):
+    from skface.datasets._images import is_image_name
+
+    assert is_image_name(name) is expected

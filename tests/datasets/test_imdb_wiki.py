@@ -252,3 +252,10 @@ def test_fetch_imdb_wiki_missing_downloads_tar_from_mirror(mirror, tmp_path):
     assert list(bunch.filenames) == [_path(i) for i in KEPT]
     assert (home / "imdb_wiki" / "wiki_crop" / "wiki.mat").is_file()
     assert not (home / "imdb_wiki" / "wiki_crop.tar").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"MATLAB 5.0 MAT-file" + b"\0" * 10], ids=["zero-byte", "truncated"])
+def test_fetch_imdb_wiki_damaged_mat_raises_naming_file(wiki_home, content):
+    (wiki_home / "imdb_wiki" / "wiki_crop" / "wiki.mat").write_bytes(content)
+    with pytest.raises(ValueError, match=r"IMDB-WIKI: .*wiki\.mat cannot be read as a MATLAB file"):
+        fetch_imdb_wiki(data_home=wiki_home, download_if_missing=False)

@@ -471,3 +471,65 @@ def test_fetch_youtube_faces_keypoints_real_counts_and_shapes(shared_data):
         start = time.perf_counter()
         fetch_youtube_faces_keypoints(data_home=shared_data, subset=subset, size=48)
         assert time.perf_counter() - start < cold
+
+
+# ------------------------------------------------- stale caches, damaged files
+
+
+def test_fetch_youtube_faces_keypoints_edited_csv_coordinates_not_stale(youtube):
+    import os
+
+    path = youtube.home / "youtube_faces_keypoints" / "training_frames_keypoints.csv"
+    first = fetch_youtube_faces_keypoints(data_home=youtube.home, size=32)
+    st = path.stat()
+    frame = pd.read_csv(path, index_col=0)
+    frame.iloc[0, 0] += 1.0  # one x coordinate moved by a pixel
+    frame.to_csv(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # even with its old mtime
+    second = fetch_youtube_faces_keypoints(data_home=youtube.home, size=32)
+    delta = second.keypoints - first.keypoints
+    assert delta[0, 0, 0] == pytest.approx(32 / 80)  # 1 px of the 80-wide original
+    assert np.count_nonzero(delta) == 1
+
+
+def test_fetch_youtube_faces_keypoints_truncated_image_error_names_file_and_dataset(youtube):
+    path = youtube.home / "youtube_faces_keypoints" / "training" / "Luis_Fonsi_40.jpg"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(OSError, match=r"YouTube Faces keypoints: image .*Luis_Fonsi_40\.jpg.*re-download"):
+        fetch_youtube_faces_keypoints(data_home=youtube.home)
+
+
+def test_fetch_youtube_faces_keypoints_unreadable_image_header_names_file(youtube):
+    path = youtube.home / "youtube_faces_keypoints" / "training" / "Luis_Fonsi_40.jpg"
+    path.write_bytes(b"")
+    with pytest.raises(OSError, match=r"YouTube Faces keypoints: image .*Luis_Fonsi_40\.jpg cannot be decoded"):
+        fetch_youtube_faces_keypoints(data_home=youtube.home)
+
+
+def test_fetch_youtube_faces_keypoints_zero_byte_csv_raises_naming_file(youtube):
+    (youtube.home / "youtube_faces_keypoints" / "training_frames_keypoints.csv").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"YouTube Faces keypoints: .*training_frames_keypoints\.csv is empty"):
+        fetch_youtube_faces_keypoints(data_home=youtube.home)
+
+
+def test_fetch_youtube_faces_keypoints_non_numeric_coordinate_raises_naming_file(youtube):
+    path = youtube.home / "youtube_faces_keypoints" / "training_frames_keypoints.csv"
+    frame = pd.read_csv(path, index_col=0).astype(object)
+    frame.iloc[1, 5] = "12,5px"
+    frame.to_csv(path)
+    with pytest.raises(ValueError, match=r"training_frames_keypoints\.csv has a coordinate that is not a number"):
+        fetch_youtube_faces_keypoints(data_home=youtube.home)
+
+
+@pytest.mark.parametrize("subset, name", [("train", "training.csv"), ("test", "test.csv")])
+def test_fetch_facial_keypoints_zero_byte_csv_raises_naming_file(kaggle, subset, name):
+    (kaggle.home / "kaggle_facial_keypoints" / name).write_bytes(b"")
+    with pytest.raises(ValueError, match=rf"Kaggle facial keypoints: .*{name} is empty.*kaggle\.com"):
+        fetch_facial_keypoints(data_home=kaggle.home, subset=subset)
+
+
+def test_write_keypoints_submission_zero_byte_lookup_raises_naming_file(tmp_path):
+    (tmp_path / "IdLookupTable.csv").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"IdLookupTable\.csv is empty"):
+        write_keypoints_submission(np.zeros((1, 30)), tmp_path / "IdLookupTable.csv", tmp_path / "s.csv")

@@ -3,6 +3,8 @@ import pytest
 
 from skface.datasets import fetch_lfw_gender, fetch_lfw_pairs, fetch_lfw_people
 
+from .conftest import LFW_PEOPLE
+
 
 def test_fetch_lfw_people_defaults_match_sklearn_shapes(lfw_home):
     bunch = fetch_lfw_people(data_home=lfw_home)
@@ -171,3 +173,122 @@ def test_fetch_lfw_gender_real_data_counts(shared_data):
     assert len(bunch.target) + len(bunch.excluded) == 13233
     assert len(bunch.excluded) == 8
     assert np.bincount(bunch.target).tolist() == [10268 - 5, 2967 - 5]
+
+
+# --- pairs.txt layout from its header -------------------------------------------------
+
+
+def _write_view2(lfw, n_folds, per_fold):
+    """A pairs.txt of ``n_folds`` folds of ``per_fold`` matched then mismatched pairs."""
+    lines = [f"{n_folds}\t{per_fold}"]
+    for k in range(n_folds):
+        lines += [f"Alice_Smith\t{1 + (k + i) % 3}\t{1 + (k + i + 1) % 3}" for i in range(per_fold)]
+        lines += [f"Bob_Jones\t{1 + (k + i) % 2}\tCarol_White\t1" for i in range(per_fold)]
+    (lfw / "pairs.txt").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("n_folds, per_fold", [(3, 1), (7, 2), (1, 3)])
+def test_fetch_lfw_pairs_10_folds_fold_from_header_when_not_multiple_of_ten(
+    lfw_home, n_folds, per_fold
+):
+    _write_view2(lfw_home / "lfw", n_folds, per_fold)
+    bunch = fetch_lfw_pairs(data_home=lfw_home, resize=0.1)
+    n_pairs = 2 * n_folds * per_fold
+    assert bunch.fold.shape == bunch.target.shape == (n_pairs,)
+    np.testing.assert_array_equal(bunch.fold, np.repeat(np.arange(n_folds), 2 * per_fold))
+    for k in range(n_folds):
+        assert bunch.target[bunch.fold == k].tolist() == [1] * per_fold + [0] * per_fold
+
+
+def test_fetch_lfw_pairs_count_unlike_header_raises_naming_file(lfw_home):
+    pairs = lfw_home / "lfw" / "pairs.txt"
+    pairs.write_text("10\t1\n" + "Alice_Smith\t1\t2\nBob_Jones\t1\tCarol_White\t1\n" * 9)
+    with pytest.raises(ValueError, match=r"pairs\.txt lists 18 pairs.*10 fold\(s\) of 1.*\(20\)"):
+        fetch_lfw_pairs(data_home=lfw_home)
+
+
+def test_fetch_lfw_pairs_fold_out_of_order_raises_naming_fold(lfw_home):
+    pairs = lfw_home / "lfw" / "pairs.txt"
+    lines = pairs.read_text().splitlines()
+    lines[5], lines[6] = lines[6], lines[5]  # fold 2: mismatched before matched
+    pairs.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"fold 2 of .*pairs\.txt is out of order"):
+        fetch_lfw_pairs(data_home=lfw_home)
+
+
+# --- malformed and empty list files ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "filename, call",
+    [
+        ("pairs.txt", lambda home: fetch_lfw_pairs(data_home=home)),
+        ("pairsDevTrain.txt", lambda home: fetch_lfw_pairs(data_home=home, subset="dev_train")),
+        ("peopleDevTest.txt", lambda home: fetch_lfw_people(data_home=home, subset="dev_test")),
+        ("gender/male_names.txt", lambda home: fetch_lfw_gender(data_home=home)),
+    ],
+)
+@pytest.mark.parametrize("content", [b"", b"\n\n"], ids=["zero-byte", "blank"])
+def test_fetch_lfw_empty_list_file_raises_naming_file(lfw_home, filename, call, content):
+    path = lfw_home / "lfw" / filename
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"LFW: .*{filename.split('/')[-1]} is empty"):
+        call(lfw_home)
+
+
+@pytest.mark.parametrize(
+    "filename, text, match",
+    [
+        ("pairs.txt", "10\t1\nAlice_Smith\tx\t2\n", r"pairs\.txt line 2 is 'Alice_Smith x 2'"),
+        ("pairs.txt", "10\t1\nAlice_Smith\t1\n", r"pairs\.txt line 2 is 'Alice_Smith 1'"),
+        ("pairs.txt", "ten\nAlice_Smith\t1\t2\n", r"pairs\.txt starts with 'ten'"),
+        ("pairsDevTrain.txt", "1\nAlice_Smith\t1\t2\n", r"pairsDevTrain\.txt lists 1 pairs"),
+        ("peopleDevTest.txt", "3\nBob_Jones\t2\n", r"peopleDevTest\.txt starts with '3' but lists 1"),
+        ("peopleDevTest.txt", "1\nBob_Jones two\n", r"peopleDevTest\.txt line 2"),
+        ("gender/male_names.txt", "Bob_Jones_0001.jpg,male\n", r"male_names\.txt line 1"),
+        ("pairs.txt", b"\xff\xfe\x00binary", r"pairs\.txt is not a text file"),
+    ],
+)
+def test_fetch_lfw_malformed_list_file_raises_naming_file_and_line(lfw_home, filename, text, match):
+    path = lfw_home / "lfw" / filename
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    call = {
+        "pairs.txt": lambda: fetch_lfw_pairs(data_home=lfw_home),
+        "pairsDevTrain.txt": lambda: fetch_lfw_pairs(data_home=lfw_home, subset="dev_train"),
+        "peopleDevTest.txt": lambda: fetch_lfw_people(data_home=lfw_home, subset="dev_test"),
+        "gender/male_names.txt": lambda: fetch_lfw_gender(data_home=lfw_home),
+    }[filename]
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# --- stray files and damaged images ---------------------------------------------------
+
+
+def test_fetch_lfw_people_hidden_and_non_image_files_skipped(lfw_home):
+    images = lfw_home / "lfw" / "lfw-deepfunneled"
+    (images / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (images / "Alice_Smith" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (images / "Alice_Smith" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (images / "Bob_Jones" / "._Bob_Jones_0001.jpg").write_bytes(b"\0\5\26\7")  # macOS fork
+    (images / "Bob_Jones" / "desktop.ini").write_text("[.ShellClassInfo]\n")
+    (images / ".Trashes").mkdir()
+    (images / ".Trashes" / "x.jpg").write_bytes(b"")
+    bunch = fetch_lfw_people(data_home=lfw_home)
+    assert sorted(bunch.filenames) == sorted(
+        f"{p}/{p}_{i:04d}.jpg" for p, n in LFW_PEOPLE.items() for i in range(1, n + 1)
+    )
+    # min_faces_per_person counts images only: Carol (1 image) stays out at 2.
+    assert fetch_lfw_people(data_home=lfw_home, min_faces_per_person=3).target_names.tolist() == [
+        "Alice Smith"
+    ]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "zero-byte", "not an image"])
+def test_fetch_lfw_people_damaged_jpeg_error_names_file_dataset_and_fix(lfw_home, damage):
+    path = lfw_home / "lfw" / "lfw-deepfunneled" / "Bob_Jones" / "Bob_Jones_0002.jpg"
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[: len(data) // 2], "zero-byte": b"", "not an image": b"<html>"}[damage])
+    with pytest.raises(OSError, match=r"LFW \(deepfunneled\): image .*Bob_Jones_0002\.jpg.*re-download") as info:
+        fetch_lfw_people(data_home=lfw_home)
+    assert "remove the file" in str(info.value)

@@ -134,3 +134,18 @@ def test_fetch_olivetti_faces_real_400_faces_of_40_people(shared_data):
     shuffled = fetch_olivetti_faces(data_home=shared_data, shuffle=True)
     assert np.bincount(shuffled.target).tolist() == [10] * 40
     assert not np.array_equal(shuffled.target, bunch.target)
+
+
+@pytest.mark.parametrize("name", ["olivetti_faces_uint8.npy", "olivetti_target.npy"])
+def test_fetch_olivetti_faces_zero_byte_decoded_file_raises_naming_file(tmp_path, name):
+    write_decoded(tmp_path / "olivetti")
+    (tmp_path / "olivetti" / name).write_bytes(b"")
+    with pytest.raises(ValueError, match=rf"Olivetti faces: .*{name} cannot be read"):
+        fetch_olivetti_faces(data_home=tmp_path)
+
+
+def test_fetch_olivetti_faces_zero_byte_mat_raises_naming_file(tmp_path):
+    (tmp_path / "olivetti").mkdir()
+    (tmp_path / "olivetti" / "olivettifaces.mat").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"Olivetti faces: .*olivettifaces\.mat cannot be read.*delete it"):
+        fetch_olivetti_faces(data_home=tmp_path, download_if_missing=False)

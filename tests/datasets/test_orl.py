@@ -119,3 +119,12 @@ def test_fetch_orl_faces_real_400_faces_of_40_subjects(shared_data):
     np.testing.assert_array_equal(bunch.target, np.repeat(np.arange(40), 10))
     assert list(bunch.filenames[:10]) == [f"s1/{n}.pgm" for n in range(1, 11)]
     assert 0.0 <= bunch.data.min() and bunch.data.max() <= 1.0
+
+
+def test_fetch_orl_faces_truncated_pgm_error_names_file_dataset_and_fix(tmp_path):
+    build_orl(tmp_path, subjects=(1, 2), images=(1, 2))
+    path = tmp_path / "orl" / "att_faces" / "s2" / "1.pgm"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(OSError, match=r"AT&T \(ORL\) faces: image .*s2/1\.pgm.*truncated.*re-download"):
+        fetch_orl_faces(data_home=tmp_path)

@@ -193,3 +193,23 @@ def test_fetch_utkface_real_data_counts_and_labels(shared_data):
     assert (bunch.age.min(), bunch.age.max()) == (1, 116)
     np.testing.assert_array_equal(np.bincount(bunch.gender), [6261, 5736])
     np.testing.assert_array_equal(np.bincount(bunch.race), [5080, 2280, 1738, 2050, 849])
+
+
+def test_fetch_utkface_non_image_files_ignored_not_reported(tmp_path):
+    home = build_utkface(tmp_path, list(VALID))
+    folder = home / "utkface" / "UTKFace"
+    (folder / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (folder / "._25_0_0_20170116174525125.jpg.chip.jpg").write_bytes(b"\0\5\26\7")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not "skipped": they are not samples at all
+        bunch = fetch_utkface(data_home=home, size=8)
+    assert sorted(bunch.filenames) == sorted(VALID)
+
+
+def test_fetch_utkface_truncated_image_error_names_file_dataset_and_fix(tmp_path):
+    home = build_utkface(tmp_path, list(VALID))
+    path = home / "utkface" / "UTKFace" / "3_1_2_20161219140530307.jpg.chip.jpg"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(OSError, match=r"UTKFace: image .*3_1_2_20161219140530307\.jpg\.chip\.jpg.*re-download"):
+        fetch_utkface(data_home=home, size=8)
