@@ -185,7 +185,7 @@ def cache_key(name, params, source):
     return _digest({"v": CACHE_VERSION, "name": name, "params": params, "source": paths})[:20]
 
 
-def cached_arrays(name, params, source, compute, *, cache_home=None):
+def cached_arrays(name, params, source, compute, *, cache_home=None, files_read=None):
     """Return ``compute()``'s dict of arrays, from the cache when it is there.
 
     An entry is served only if everything that shapes the arrays is as it
@@ -217,6 +217,15 @@ def cached_arrays(name, params, source, compute, *, cache_home=None):
         loaded without pickle).
     cache_home : path-like, default=None
         See :func:`~skface.datasets.get_cache_home`.
+    files_read : callable or None, default=None
+        ``files_read(arrays)`` gives the files (relative to the first
+        source folder) that the arrays were decoded from. Only those are
+        recorded file by file; the other files of the source folders count
+        through their folders' times alone (a file added, removed or
+        renamed), which is all a selection such as LFW's
+        ``min_faces_per_person`` depends on. Fewer checks make warm loads
+        faster (1,288 of LFW's 13,233 images for ``min_faces_per_person=70``).
+        None records every file.
 
     Returns
     -------
@@ -243,6 +252,9 @@ def cached_arrays(name, params, source, compute, *, cache_home=None):
     # Recorded before decoding: a file changed meanwhile makes the next load decode again.
     snapshot = _snapshot(paths)
     arrays = compute()
+    if files_read is not None and snapshot and snapshot[0].get("kind") == "folder":
+        read = {str(f) for f in files_read(arrays)}
+        snapshot[0]["files"] = [f for f in snapshot[0]["files"] if f[0] in read]
     try:
         _write(folder, arrays, name, snapshot)
     except OSError as exc:  # a read-only cache must not stop a fetch

@@ -206,7 +206,8 @@ def _people_arrays(
         variant=variant, subset=subset, min_faces=int(min_faces_per_person),
         box=box, size=size, color=bool(color),
     )
-    return cached_arrays("lfw_people", params, sources, compute)
+    return cached_arrays("lfw_people", params, sources, compute,
+                         files_read=lambda arrays: arrays["filenames"])
 
 
 @dataset(folder="lfw", required=("lfw-deepfunneled/",), citation=CITATION)

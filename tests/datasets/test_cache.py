@@ -78,6 +78,19 @@ def test_fetch_lfw_people_image_removed_from_person_folder_decoded_again(lfw_hom
     assert len(bunch.filenames) == 5 and "Bob_Jones/Bob_Jones_0002.jpg" not in bunch.filenames
 
 
+def test_fetch_lfw_people_selected_image_overwritten_in_place_decoded_again(lfw_home, cache):
+    # Only the images an entry was decoded from are checked one by one; this is one.
+    first = fetch_lfw_people(data_home=lfw_home, min_faces_per_person=2)
+    name = str(first.filenames[0])
+    path = lfw_home / "lfw" / "lfw-deepfunneled" / name
+    st = path.stat()
+    write_jpeg(path, np.random.default_rng(7))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # the old mtime; ctime still moves
+    again = fetch_lfw_people(data_home=lfw_home, min_faces_per_person=2)
+    index = list(again.filenames).index(name)
+    assert not np.array_equal(again.images[index], first.images[0])
+
+
 def _rewrite_keeping_times(path, text, same_size=True):
     """Replace a file's bytes but keep its mtime (and size), as a copy with times kept."""
     st = path.stat()
