@@ -266,14 +266,10 @@ def _fitted_dbn():
     return dbn.fit(faces), faces
 
 
-def _needs_load():
-    if not callable(getattr(skface, "load", None)):
-        pytest.skip("skface.load does not exist yet (skface/_persist.py)")
 
 
 @pytest.mark.network
 def test_load_registered_name_downloads_and_gives_fitted_estimator(install, server, cache):
-    _needs_load()
     dbn, faces = _fitted_dbn()
     saved = dbn.save(server.root / "dbn.skface")
     data = saved.read_bytes() if saved is not None else (server.root / "dbn.skface").read_bytes()
@@ -287,7 +283,6 @@ def test_load_registered_name_downloads_and_gives_fitted_estimator(install, serv
 
 @pytest.mark.network
 def test_load_registered_name_tampered_raises_checksum_error(install, server, cache):
-    _needs_load()
     dbn, _ = _fitted_dbn()
     path = server.root / "dbn.skface"
     dbn.save(path)
@@ -300,7 +295,6 @@ def test_load_registered_name_tampered_raises_checksum_error(install, server, ca
 
 
 def test_load_unknown_name_lists_registered_models(install, cache):
-    _needs_load()
     install(_source_code("https://example.invalid/a.skface", "0" * 64), {"alpha": "TINY"})
     with pytest.raises((ValueError, FileNotFoundError), match="alpha"):
         skface.load("no_such_model")

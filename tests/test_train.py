@@ -175,9 +175,7 @@ def test_cli_train_dbn_olivetti_quick_end_to_end_loads_into_pipeline(
     assert code == 0
     printed = capsys.readouterr().out
     assert hashlib.sha256(out.read_bytes()).hexdigest() in printed  # what a ModelSource pins
-    if not callable(getattr(skface, "load", None)):
-        pytest.skip("skface.load does not exist yet (skface/_persist.py)")
-    frozen = pytest.importorskip("sklearn.frozen")
+    from sklearn import frozen
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
