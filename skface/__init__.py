@@ -24,6 +24,7 @@ _LAZY = {
     "save": "skface._persist",
     "ModelFormatError": "skface._persist",
     "models": None,
+    "parallel": None,
 }
 
 __all__ = ["__version__", *_LAZY]

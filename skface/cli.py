@@ -1,4 +1,4 @@
-"""Command line: ``skface demo``, ``datasets``, ``fetch NAME``, ``models`` and ``train RECIPE``.
+"""Command line: ``skface demo``, ``datasets``, ``fetch NAME``, ``models``, ``train``, ``embed``.
 
 Every command turns a failure the user can fix (a missing, unreadable or damaged file,
 a failed download, an unknown name, a bad value) into one line on stderr,
@@ -230,6 +230,67 @@ def _cmd_demo(args):
     return 0
 
 
+def _cmd_embed(args):
+    from skface.parallel._embed import (
+        MissingExtraError,
+        collect_image_files,
+        embed_files_to_parquet,
+    )
+
+    try:
+        return _run_embed(args, collect_image_files, embed_files_to_parquet)
+    except MissingExtraError as exc:
+        # Not one of run_command's expected errors, but as fixable: one line, same form.
+        if _traceback_wanted(args):
+            import traceback
+
+            traceback.print_exc()
+        print(f"skface embed: error: {error_message(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _run_embed(args, collect_image_files, embed_files_to_parquet):
+    import contextlib
+
+    from skface.parallel._embed import _prepare, _require
+
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers must be 0 or more, got {args.workers}.")
+    if args.chunk_size < 1:
+        raise ValueError(f"--chunk-size must be positive, got {args.chunk_size}.")
+    if args.scheduler and args.workers is not None:
+        raise ValueError("--workers starts a local cluster; it cannot go with --scheduler.")
+    # Every input is checked before a cluster starts: a typo fails in a second. The
+    # model read here is kept (per process) for the in-process run.
+    files = collect_image_files(args.images)
+    _prepare(args.model, args.method, args.device)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.scheduler or args.workers != 0:
+            distributed = _require("distributed", "skface embed with Dask workers")
+            _require("pyarrow", "skface embed")
+            if args.scheduler:
+                client = stack.enter_context(distributed.Client(args.scheduler, timeout="30s"))
+            else:
+                import logging
+
+                from skface.parallel._threads import available_cpus
+
+                cluster = stack.enter_context(distributed.LocalCluster(
+                    n_workers=args.workers or available_cpus(), threads_per_worker=1,
+                    processes=True, host="127.0.0.1", dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                ))
+                client = stack.enter_context(distributed.Client(cluster))
+        out = embed_files_to_parquet(
+            args.model, files, args.out, client=client, chunk_size=args.chunk_size,
+            method=args.method, box=args.box, device=args.device, progress=not args.quiet,
+        )
+    if not args.quiet:
+        print(f"skface embed: {len(files)} images -> {out}")
+    return 0
+
+
 def _traceback_option(parser, default):
     parser.add_argument(
         "--traceback", action="store_true", default=default,
@@ -284,6 +345,38 @@ def build_parser():
     )
     p.add_argument("--full", action="store_true", help="print whole descriptions")
     p.set_defaults(func=_cmd_models)
+    p = sub.add_parser(
+        "embed", parents=[anywhere],
+        help="apply a saved model to many image files on Dask workers; write a Parquet table",
+        description="Apply a saved model (transform, predict or predict_proba) to image files, "
+        "chunk by chunk on Dask workers, and write a Parquet table: a 'file' column, then "
+        "e0.. (embeddings), p0.. (probabilities) or 'prediction', in input order. Images are "
+        "decoded to the model's fitted image_shape_ (crop to --box, resize, grey or RGB).",
+    )
+    p.add_argument("model", metavar="MODEL",
+                   help="a model file written by est.save, or a registered model name")
+    p.add_argument("images", metavar="IMAGES", nargs="+",
+                   help="image files, folders (searched recursively) or glob patterns")
+    p.add_argument("--out", default="embeddings.parquet",
+                   help="Parquet file to write (default: embeddings.parquet)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="a running Dask scheduler (tcp://host:8786); default: a local cluster")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local single-thread worker processes (default: the cores available); "
+                        "0 runs in this process, without Dask")
+    p.add_argument("--chunk-size", type=int, default=1024, metavar="N",
+                   help="images per task (default: 1024)")
+    p.add_argument("--method", default="transform",
+                   choices=("transform", "predict", "predict_proba"),
+                   help="what to compute (default: transform)")
+    p.add_argument("--box", type=int, nargs=4, default=None,
+                   metavar=("LEFT", "UPPER", "RIGHT", "LOWER"),
+                   help="crop each image to this box before resizing, as the fetchers do "
+                        "(fetch_lfw_people: 78 70 172 195); default: the whole image")
+    p.add_argument("--device", default="auto",
+                   help="torch device on the workers (default: auto, CUDA if present)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_cmd_embed)
     from skface import train  # light: the recipes import their estimators only to train
 
     train.build_parser(sub.add_parser(

@@ -50,6 +50,7 @@ API_MODULES = [
     "skface.nn.small_cnn",
     "skface.nn.trunk",
     "skface.models",
+    "skface.parallel",
     "skface.train",
     "skface.plotting",
     "skface.preprocessing",

@@ -335,6 +335,9 @@ def _check_user_callbacks(callbacks):
 def _transactional(fit):
     """``fit`` that leaves the estimator as it was when it raises or is interrupted.
 
+    It also runs under :func:`skface.parallel.fit_threads`: inside a worker
+    process torch takes that worker's share of the cores.
+
     A fit stopped by Ctrl-C (or any error) must not leave a half-trained
     model that looks fitted: the attributes are put back as they were
     before the call (unfitted, or the previous fit). A warm start trains
@@ -343,11 +346,16 @@ def _transactional(fit):
 
     @functools.wraps(fit)
     def wrapper(self, *args, **kwargs):
+        from ..parallel import fit_threads
+
         before = dict(self.__dict__)
         if getattr(self, "warm_start", False) and "net_" in before:
             before["net_"] = copy.deepcopy(before["net_"])
         try:
-            return fit(self, *args, **kwargs)
+            # In a Dask or joblib worker, torch uses the worker's share of the
+            # cores (skface.parallel.worker_threads), not every core each.
+            with fit_threads():
+                return fit(self, *args, **kwargs)
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)

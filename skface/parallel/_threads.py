@@ -1,0 +1,218 @@
+"""How many CPU threads skface uses here, and torch set to that for the duration of a fit."""
+
+import math
+import os
+import sys
+from contextlib import contextmanager
+
+# The override, read first by worker_threads().
+ENV_VAR = "SKFACE_NUM_THREADS"
+# The thread limits a parent hands down through the environment: joblib's loky
+# backend sets each of them in its workers to cpu_count() // n_jobs (unless the
+# user set them), and OpenMP, MKL, OpenBLAS and torch read them at start-up.
+_INHERITED_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# cgroup v2, then v1: a container's CPU quota, which os.sched_getaffinity ignores.
+_CGROUP_V2 = "/sys/fs/cgroup/cpu.max"
+_CGROUP_V1 = ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+
+
+def _positive_int(value, name):
+    """``value`` as an int >= 1, else a ValueError naming where it came from."""
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return n
+
+
+def _dask_worker_threads():
+    """The current Dask worker's ``nthreads``, or None outside a Dask worker."""
+    # Only a process that already runs distributed can be one of its workers:
+    # never import dask here (it is an optional extra, and slow to import).
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # ValueError: "No worker found"
+        return None
+    return _nthreads_of(worker)
+
+
+def _nthreads_of(worker):
+    """A distributed.Worker's thread count, across the versions that moved it."""
+    state = getattr(worker, "state", None)
+    n = getattr(state, "nthreads", None) or getattr(worker, "nthreads", None)
+    return int(n) if n else None
+
+
+def _in_loky_worker():
+    """Whether this process is a worker of joblib's loky backend (``LokyProcess-<k>``)."""
+    import multiprocessing
+
+    return multiprocessing.current_process().name.startswith("LokyProcess")
+
+
+def _inherited_threads():
+    """The smallest thread limit set in the environment (as loky sets it), or None."""
+    limits = []
+    for var in _INHERITED_VARS:
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            limits.append(int(value))
+    return min(limits) if limits else None
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().split()
+    except OSError:
+        return None
+
+
+def _cgroup_cpus():
+    """CPUs the cgroup quota allows (rounded up, as joblib does), or None when unlimited."""
+    fields = _read(_CGROUP_V2)
+    if fields and len(fields) == 2 and fields[0] != "max":
+        quota, period = fields
+    else:
+        quota, period = (_read(p) for p in _CGROUP_V1)
+        if not quota or not period:
+            return None
+        quota, period = quota[0], period[0]
+    try:
+        quota, period = int(quota), int(period)
+    except ValueError:
+        return None
+    if quota <= 0 or period <= 0:  # v1 writes -1 for "no quota"
+        return None
+    return max(1, math.ceil(quota / period))
+
+
+def available_cpus():
+    """CPU cores this process may use: its affinity mask, capped by the cgroup CPU quota.
+
+    Returns
+    -------
+    n : int
+        ``len(os.sched_getaffinity(0))`` (``os.cpu_count()`` where the platform
+        has no affinity), or fewer where ``/sys/fs/cgroup/cpu.max`` (cgroup v2)
+        or ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (v1) sets a quota; at
+        least 1.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        n = os.cpu_count() or 1
+    quota = _cgroup_cpus()
+    if quota is not None:
+        n = min(n, quota)
+    return max(1, n)
+
+
+def worker_threads():
+    """The number of CPU threads skface should use in this process.
+
+    The first rule that applies wins:
+
+    1. ``$SKFACE_NUM_THREADS``, when set: an explicit override.
+    2. Inside a Dask worker: the worker's ``nthreads`` (its share of the
+       machine's cores).
+    3. An inherited limit: the smallest of ``$OMP_NUM_THREADS``,
+       ``$MKL_NUM_THREADS`` and ``$OPENBLAS_NUM_THREADS``. joblib's loky
+       backend sets these in each worker process to its share of the cores,
+       ``cpu_count() // n_jobs``, so a fit in a ``GridSearchCV(n_jobs=k)``
+       worker uses that share; OpenMP, BLAS and threadpoolctl see the same
+       limit.
+    4. The cores available to the process: its CPU affinity
+       (``os.sched_getaffinity``), capped by the cgroup CPU quota
+       (``/sys/fs/cgroup/cpu.max``) where a container sets one; see
+       :func:`available_cpus`.
+
+    Returns
+    -------
+    n : int
+        At least 1.
+
+    Raises
+    ------
+    ValueError
+        If ``$SKFACE_NUM_THREADS`` is set but not a positive integer.
+
+    See Also
+    --------
+    torch_threads : Set torch's intra-op thread count to this for a block.
+    """
+    override = os.environ.get(ENV_VAR, "").strip()
+    if override:
+        return _positive_int(override, ENV_VAR)
+    for rule in (_dask_worker_threads, _inherited_threads):
+        n = rule()
+        if n:
+            return n
+    return available_cpus()
+
+
+@contextmanager
+def torch_threads(n_threads=None):
+    """Run a block (or, as a decorator, a function) with torch's intra-op threads set.
+
+    torch's own default is the machine's physical cores, whatever share of
+    them this process has; several fits running side by side then
+    oversubscribe the CPU. The previous setting is restored on exit.
+
+    Parameters
+    ----------
+    n_threads : int, default=None
+        Threads for the block; None means :func:`worker_threads`.
+
+    Yields
+    ------
+    n_threads : int
+        The thread count in effect inside the block.
+
+    Examples
+    --------
+    >>> from skface.parallel import torch_threads
+    >>> with torch_threads(1):
+    ...     pass  # fit here
+    """
+    import torch
+
+    n = worker_threads() if n_threads is None else _positive_int(n_threads, "n_threads")
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+@contextmanager
+def fit_threads():
+    """:func:`torch_threads` inside a worker process or under an override; else nothing.
+
+    The hook for an estimator's ``fit``: in a Dask worker, in a worker of
+    joblib's loky backend (``GridSearchCV(n_jobs=k)``) or with
+    ``$SKFACE_NUM_THREADS`` set, the block runs with :func:`worker_threads`
+    threads; in any other process torch's setting is left as it is, so that
+    a ``torch.set_num_threads`` of your own is never overridden. Decided on
+    entering the block (or on each call, as a decorator ``@fit_threads()``).
+
+    Yields
+    ------
+    n_threads : int or None
+        The thread count set for the block, or None where it was left alone.
+    """
+    if (os.environ.get(ENV_VAR, "").strip() or _dask_worker_threads() is not None
+            or _in_loky_worker()):
+        with torch_threads() as n:
+            yield n
+    else:
+        yield None
