@@ -272,7 +272,9 @@ def load(path, *, device="auto"):
     try:
         with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
+            # Copies: older safetensors releases return views of the mapped file,
+            # which would break (a bus error) if the file were replaced later.
+            tensors = {key: f.get_tensor(key).clone() for key in f.keys()}
     except Exception as exc:  # safetensors raises its own error types
         raise ModelFormatError(
             f"{path} is not an skface model file (skface models are safetensors files "

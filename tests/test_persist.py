@@ -227,7 +227,9 @@ def _header(path):
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        tensors = {key: f.get_tensor(key) for key in f.keys()}
+        # Copies: older safetensors hand out views of the mapped file, which the
+        # rewrite below truncates (a bus error on the next read).
+        tensors = {key: f.get_tensor(key).clone() for key in f.keys()}
         return json.loads(f.metadata()["skface"]), tensors
 
 
