@@ -269,6 +269,11 @@ def load(path, *, device="auto"):
 
     path = _resolve_path(path)
     device = resolve_device(device)
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r}, but this machine has no CUDA device; load with "
+            "device='cpu' (or 'auto', which picks CUDA only when there is one)."
+        )
     try:
         with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}

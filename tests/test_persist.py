@@ -295,6 +295,15 @@ def test_load_missing_tensor_and_plain_safetensors_refused(fitted, tmp_path):
         skface.load(tmp_path / "plain.safetensors")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_load_on_cuda_without_cuda_raises_saying_use_cpu(fitted, tmp_path):
+    est, _ = fitted["DBNReconstructor"]
+    path = est.save(tmp_path / "m.skface")
+    with pytest.raises(ValueError, match="device='cpu'"):
+        skface.load(path, device="cuda")
+    assert skface.load(path, device="auto").device_ == "cpu"
+
+
 def test_load_missing_path_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match="No model file"):
         skface.load(tmp_path / "nothing.skface")
