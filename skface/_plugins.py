@@ -1,10 +1,9 @@
 """Entry-point plugin discovery shared by the backbone and dataset registries."""
 
 import functools
-import os
-import sys
-import warnings
 from importlib.metadata import EntryPoint, entry_points
+
+from ._warnings import warn_at_caller
 
 __all__ = ["clear_cache", "get_plugin", "load_group"]
 
@@ -105,10 +104,5 @@ def get_plugin(group, name, *, kind="plugin", builtins=None, alternative=""):
 
 
 def _warn(message):
-    # Point the warning at the first caller outside skface, the call that asked
-    # for the plugins, however many registry frames lie in between.
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level = sys._getframe(), 1
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, RuntimeWarning, stacklevel=level)
+    # At the call that asked for the plugins, however many registry frames lie between.
+    warn_at_caller(message, RuntimeWarning)

@@ -1,13 +1,13 @@
 """Image input validation: the one path from user arrays to float32 NCHW."""
 
 import os
-import sys
-import warnings
 from typing import NamedTuple
 
 import numpy as np
 import sklearn
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._warnings import warn_at_caller
 
 __all__ = [
     "ImageInputMixin",
@@ -38,12 +38,9 @@ _SCALE_WORDS = {
 }
 _SCALE_SEEN = {"uint8": "unit", "unit": "unit", "0-255": "0-255"}
 
-# Frames in these folders are skface's or scikit-learn's own (set_output wrappers,
-# pipelines): a warning about the input points at the first frame outside them.
-_INTERNAL_DIRS = tuple(
-    os.path.dirname(os.path.abspath(module.__file__)) + os.sep
-    for module in (sys.modules[__name__.split(".")[0]], sklearn)
-)
+# scikit-learn's frames (set_output wrappers, pipelines) call skface on the user's
+# behalf: a warning about the input points past them too.
+_SKLEARN_DIR = os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep
 
 
 class ImageLayout(NamedTuple):
@@ -144,7 +141,7 @@ def _flat_shape(n_features, image_shape, fitted_shape, *, spatial=False, error=N
             if int(np.prod(fitted_shape)) == n_features:
                 return tuple(fitted_shape)
         elif spatial:
-            raise error
+            raise error()
         # Without a declared shape a row is a 1-pixel-high grey strip: enough for
         # fully connected models, which never look at the 2-D arrangement. Rows of
         # another length than the fitted images fail check_fitted_shape next.
@@ -267,7 +264,7 @@ def _check_images(X, *, image_shape, fitted_shape, spatial, estimator):
     if X.ndim == 2:
         kind = "flat"
         shape = _flat_shape(X.shape[1], image_shape, fitted_shape, spatial=spatial,
-                            error=_flat_error(name, X.shape))
+                            error=lambda: _flat_error(name, X.shape))
     else:
         kind = "grey" if X.ndim == 3 else "channels_last"
         shape = X.shape[1:] if X.ndim == 4 else X.shape[1:] + (1,)
@@ -394,10 +391,7 @@ def restore_layout(images, layout):
 
 def _warn_at_caller(message, category=UserWarning):
     """``warnings.warn`` pointing at the first frame outside skface and scikit-learn."""
-    frame, level = sys._getframe(0), 1
-    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level)
+    warn_at_caller(message, category, internal=(_SKLEARN_DIR,))
 
 
 def _scale_advice(fitted, now):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._warnings import warn_at_caller
 from ._home import get_cache_home
 
 # Bump when a fetcher's decoding or the entry format changes, so stale caches are
@@ -242,11 +243,11 @@ def cached_arrays(name, params, source, compute, *, cache_home=None, files_read=
             if _changed(_read_sources(folder, entry)) is None:
                 return _load_members(folder, entry)
         except _Damaged as exc:
-            warnings.warn(
+            # At the user's fetch call, whichever fetcher helper called this.
+            warn_at_caller(
                 f"skface: the cached {name} arrays in {folder} cannot be used ({exc}); "
                 "decoding them again from the source files and rewriting the entry.",
                 RuntimeWarning,
-                stacklevel=3,
             )
         _discard(folder)
     # Recorded before decoding: a file changed meanwhile makes the next load decode again.
