@@ -53,3 +53,22 @@ def read_csv(path, *, dataset, todo, **kwargs):
     except ValueError as exc:  # a zip holding several files, a bad dtype...
         reason = f"cannot be read ({exc})"
     raise ValueError(f"{dataset}: {path} {reason}; {todo}.")
+
+
+def read_mat(path, *, dataset, todo):
+    """``scipy.io.loadmat(path)``, whose failures name the file and what to do.
+
+    As :func:`read_csv`: a truncated or damaged file raises ``ValueError``
+    naming ``dataset`` and ``path``; ``todo`` says how to replace it.
+    """
+    from scipy.io import loadmat
+
+    try:
+        return loadmat(path)
+    except MemoryError:
+        raise
+    except Exception as exc:  # scipy fails on damaged bytes in many ways (IndexError...)
+        raise ValueError(
+            f"{dataset}: {path} cannot be read as a MATLAB file ({type(exc).__name__}: "
+            f"{exc}); it is truncated or damaged: {todo}."
+        ) from None

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ._cache import cached_arrays
-from ._common import check_choice, check_size, make_bunch
+from ._common import check_choice, check_size, make_bunch, read_mat
 from ._download import ensure_files
 from ._home import get_data_home
 from ._images import read_images
@@ -94,18 +94,10 @@ def compute_age(dob, photo_taken):
 
 def _read_metadata(mat_path, source):
     """Columns of ``wiki.mat`` / ``imdb.mat`` as flat arrays (no MATLAB nesting)."""
-    from scipy.io import loadmat
-
-    try:
-        mat = loadmat(mat_path)
-    except MemoryError:
-        raise
-    except Exception as exc:  # scipy fails on damaged bytes in many ways (IndexError...)
-        raise ValueError(
-            f"IMDB-WIKI: {mat_path} cannot be read as a MATLAB file "
-            f"({type(exc).__name__}: {exc}); it is truncated or damaged: delete the "
-            f"{mat_path.parent.name} folder and fetch again, or download it from {MANUAL_URL}."
-        ) from None
+    mat = read_mat(mat_path, dataset="IMDB-WIKI", todo=(
+        f"delete the {mat_path.parent.name} folder and fetch again, or download it from "
+        f"{MANUAL_URL}"
+    ))
     if source not in mat:
         found = sorted(k for k in mat if not k.startswith("__"))
         raise ValueError(f"{mat_path} has no {source!r} struct (it has {found}).")

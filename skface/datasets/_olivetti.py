@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._common import make_bunch
+from ._common import make_bunch, read_mat
 from ._download import ensure_files
 from ._home import get_data_home
 from ._registry import dataset
@@ -49,18 +49,8 @@ def _from_decoded(folder):
 
 def _from_mat(path):
     """Decode Roweis's ``.mat`` exactly as :func:`sklearn.datasets.fetch_olivetti_faces`."""
-    from scipy.io import loadmat
-
     todo = "delete it and fetch again (it is downloaded when missing)"
-    try:
-        mat = loadmat(path)
-    except MemoryError:
-        raise
-    except Exception as exc:  # scipy fails on damaged bytes in many ways (IndexError...)
-        raise ValueError(
-            f"Olivetti faces: {path} cannot be read as a MATLAB file ({type(exc).__name__}: "
-            f"{exc}); it is truncated or damaged: {todo}."
-        ) from None
+    mat = read_mat(path, dataset="Olivetti faces", todo=todo)
     if "faces" not in mat:
         raise ValueError(f"Olivetti faces: {path} has no 'faces' array; {todo}.")
     faces = mat["faces"].T.astype(np.float32, copy=True)
