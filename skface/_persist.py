@@ -108,8 +108,6 @@ class _Encoder:
         self.tensors = {}
 
     def _tensor(self, tensor, key):
-        import torch
-
         if key in self.tensors:
             raise ValueError(f"Duplicate tensor name {key!r} while saving.")
         self.tensors[key] = tensor.detach().to("cpu", copy=True).contiguous()
@@ -436,13 +434,13 @@ class _Decoder:
             array = self._tensor(value["__ndarray__"]).numpy().copy()
             return array.astype(np.dtype(value["dtype"]), copy=False)
         if "__ndarray_list__" in value:
-            dtype = np.dtype(value["dtype"])
-            array = np.empty(len(value["__ndarray_list__"]), dtype=dtype) if dtype.kind == "O" \
-                else None
-            if array is not None and not value["shape"][1:]:
-                array[:] = value["__ndarray_list__"]
+            dtype, values = np.dtype(value["dtype"]), value["__ndarray_list__"]
+            if dtype.kind == "O" and len(value["shape"]) == 1:
+                # Filled in place: np.array would nest values that are sequences.
+                array = np.empty(len(values), dtype=object)
+                array[:] = values
                 return array
-            return np.array(value["__ndarray_list__"], dtype=dtype).reshape(value["shape"])
+            return np.array(values, dtype=dtype).reshape(value["shape"])
         if "__net__" in value:
             return self.net(value["__net__"])
         if "__estimator__" in value:

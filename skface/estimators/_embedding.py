@@ -459,23 +459,16 @@ class CenterLossEmbedder(
         height, width = images.shape[2:]
         size = (height, width) if self.crop_size is None else self.crop_size
         sample = center_crop(torch.from_numpy(images[:2]), size).contiguous()
+        # No weights made and no random numbers drawn: the seeded initialisation
+        # of the real net is the same with or without the probe. A bad name,
+        # factory or parameter raises here, saying what is wrong.
+        with torch.device("meta"):
+            module = build_backbone(
+                backbone["backbone"], in_channels=backbone["in_channels"],
+                embedding_dim=backbone["embedding_dim"], **(backbone["backbone_params"] or {}),
+            ).eval()
         try:
-            # No weights made and no random numbers drawn: the seeded
-            # initialisation of the real net is the same with or without the probe.
-            with torch.device("meta"):
-                module = build_backbone(
-                    backbone["backbone"], in_channels=backbone["in_channels"],
-                    embedding_dim=backbone["embedding_dim"],
-                    **(backbone["backbone_params"] or {}),
-                ).eval()
-                out = module(sample.to("meta"))
-        except (ValueError, TypeError) as exc:
-            if "backbone" in str(exc):
-                raise  # a bad name, factory or parameter: already says what is wrong
-            raise ValueError(
-                f"The backbone failed on images of shape {tuple(sample.shape[1:])} (C, H, W): "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+            out = module(sample.to("meta"))
         except Exception as exc:
             raise ValueError(
                 f"The backbone failed on images of shape {tuple(sample.shape[1:])} (C, H, W): "

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
 
 from .._params import check_number, check_size
 from .._validation import _warn_at_caller

@@ -19,7 +19,7 @@ from .._validation import restore_layout
 from ..nn.conv_dae import NOISE_KINDS, POOLINGS, ConvDAEStack, trunk_features
 from ..nn.trunk import ConvTrunk
 from ._base import FaceEstimatorMixin, FaceNet, autocast, convert_images, seeded, to_tensor
-from ._encoder import Trunk, is_fitted
+from ._encoder import Trunk
 
 __all__ = ["ConvSDAEFeatures", "load_images"]
 
@@ -56,7 +56,11 @@ class _DenoisingNet(FaceNet):
                 loss = stack.denoising_loss(x, self.noise, self.noise_level,
                                             generator=self.generator_)
             else:
-                stack.trunk(self.stage).eval()  # the layers below are finished
+                # The layers below are finished: their batch norms keep their
+                # statistics (skorch has just put the whole stack in train mode).
+                stack.standardize.eval()
+                for layer in stack.layers[: self.stage]:
+                    layer.eval()
                 loss = stack.layer_loss(x, self.stage, self.noise, self.noise_level,
                                         generator=self.generator_)
         loss.backward()
@@ -85,10 +89,10 @@ def _has_inverse(estimator):
             "inverse_transform needs pooling='flatten': pooled features do not keep "
             "where things are in the image. Use reconstruct(X) to encode and decode images."
         )
-    n_layers = len(np.atleast_1d(np.asarray(estimator.layer_channels, dtype=object)))
-    if hasattr(estimator, "code_shape_"):
-        n_layers = len(estimator.layer_channels_)
-    if layers is not None and layers != [n_layers - 1]:
+    channels = getattr(estimator, "layer_channels_", None)
+    if channels is None:
+        channels = np.atleast_1d(np.asarray(estimator.layer_channels, dtype=object))
+    if layers is not None and layers != [len(channels) - 1]:
         raise AttributeError(
             "inverse_transform needs feature_layers='top': the decoder starts from the "
             "top code alone. Use reconstruct(X) to encode and decode images."
