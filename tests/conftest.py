@@ -94,3 +94,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests, restored after it.
+
+    Their tiny tensors run many-fold slower under OpenMP oversubscription on
+    shared, busy cores, and one thread gives the same sums in every process.
+    """
+    from skface.parallel import torch_threads
+
+    with torch_threads(1):
+        yield

@@ -64,16 +64,7 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # The checks' toy data makes tiny tensors: one thread avoids OpenMP
-    # oversubscription, which slows them many-fold on shared, busy cores.
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _expected_failed_checks(estimator):

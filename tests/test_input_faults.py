@@ -25,13 +25,7 @@ from skface.estimators._keypoints import _KeypointNet
 from skface.preprocessing import LocalContrastNormalizer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny tensors: one thread avoids OpenMP oversubscription on shared cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 N = 16

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from skorch.callbacks import Callback
 
 from .test_persist import CASES, X
@@ -28,13 +27,8 @@ LONG = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Identical floating-point sums in this process and the interrupted one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One thread: identical floating-point sums here and in the interrupted process.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fit(name, **params):

@@ -70,9 +70,11 @@ def _fit(name):
     return (est.fit(X) if target is None else est.fit(X, target)), method
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(scope="module")
-def fitted():
-    torch.set_num_threads(1)
+def fitted(one_torch_thread):
     return {name: _fit(name) for name in CASES}
 
 

@@ -1,6 +1,5 @@
 """Tests for ConvSDAEFeatures, SDAEClassifier and SDAERegressor, and their figures."""
 
-import copy
 import pickle
 import warnings
 

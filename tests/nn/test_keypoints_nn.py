@@ -23,13 +23,7 @@ from skface.nn.keypoints import (
 from skface.nn.losses import MaskedMSELoss, masked_mse
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP oversubscription on shared, busy cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _dots(points, size, radius=1):

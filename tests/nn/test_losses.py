@@ -9,13 +9,7 @@ from skface.nn.heads import ScaledLinearHead
 from skface.nn.losses import CenterLoss, SoftmaxCenterLoss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP oversubscription on shared, busy cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(seed=0, n=12, d=5, k=4):

@@ -7,13 +7,7 @@ from skface.nn.nn4_small2 import NN4Small2, L2Pool2d
 from skface.nn.small_cnn import SmallConvNet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP oversubscription on shared, busy cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
