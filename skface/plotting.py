@@ -1,10 +1,11 @@
-"""Figures for face models: reconstructions, filters, ROC curves, denoising, error by age."""
+"""Figures for face models: reconstructions, filters, ROC curves, denoising, error by age, alignment."""
 
 import numpy as np
 
 from ._validation import check_images
 
 __all__ = [
+    "plot_alignment",
     "plot_denoising",
     "plot_error_by_age",
     "plot_filters",
@@ -423,3 +424,85 @@ def plot_keypoints(
                            handletextpad=0.2)
     fig.tight_layout(pad=0.2)
     return fig
+
+
+def plot_alignment(images, result, *, n_images=8, n_cols=4, tile_size=2.0, template=None):
+    """A contact sheet: each raw image with its box and landmarks, above its aligned crop.
+
+    Parameters
+    ----------
+    images : list of ndarray of shape (H_i, W_i[, C]) or array of equal-size images
+        The images given to :meth:`skface.align.FaceAligner.align` (arrays,
+        uint8 or floats in [0, 1]; read files with
+        ``[np.asarray(PIL.Image.open(p)) for p in paths]``).
+    result : Bunch
+        What :meth:`~skface.align.FaceAligner.align` returned for them:
+        ``images`` (the crops), ``found``, ``boxes``, ``landmarks``.
+    n_images : int, default=8
+        Number of images shown (the first ones).
+    n_cols : int, default=4
+        Images per row.
+    tile_size : float, default=2.0
+        Inches per tile.
+    template : ndarray of shape (K, 2), default=None
+        Template points drawn on every crop (e.g.
+        :func:`skface.align.template_points`), to see the landmarks land.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Boxes in yellow, landmarks as red dots; images without a face are
+        titled "no face: centre crop".
+    """
+    import matplotlib.patches as patches
+    import matplotlib.pyplot as plt
+
+    crops = np.asarray(result.images)
+    n = min(n_images, len(crops))
+    n_cols = max(1, min(n_cols, n))
+    n_rows = 2 * -(-n // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * tile_size, n_rows * tile_size),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+
+    def show(ax, image):
+        image = np.asarray(image)
+        image = image / 255.0 if image.dtype == np.uint8 else image
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[..., 0]
+        height, width = image.shape[:2]
+        ax.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1, extent=(0, width, height, 0))
+        ax.set_axis_on()
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    for i in range(n):
+        group, col = divmod(i, n_cols)
+        raw, crop = axes[2 * group, col], axes[2 * group + 1, col]
+        show(raw, images[i])
+        show(crop, _crop_image(crops, i))
+        if result.found[i]:
+            x0, y0, x1, y1 = result.boxes[i]
+            raw.add_patch(patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
+                                            edgecolor="yellow", linewidth=1.2))
+            points = np.asarray(result.landmarks[i])
+            if len(points) != 2:  # 2 points are the box's corners, already drawn
+                raw.scatter(points[:, 0], points[:, 1], s=4, c="red", linewidths=0)
+        else:
+            raw.set_title("no face: centre crop", fontsize=8)
+        if template is not None:
+            crop.scatter(template[:, 0], template[:, 1], s=4, c="cyan", linewidths=0)
+    fig.tight_layout()
+    return fig
+
+
+def _crop_image(crops, i):
+    """Crop ``i`` as an image, whatever layout (grey, channels last, flat) the aligner gave."""
+    crop = crops[i]
+    if crop.ndim == 1:
+        grey = int(round(np.sqrt(crop.size)))
+        channels = 1 if grey * grey == crop.size else 3
+        side = int(round(np.sqrt(crop.size / channels)))
+        crop = crop.reshape(side, side, channels)
+    return crop

@@ -6,6 +6,7 @@ import sys
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from skface.align import FaceAligner, FaceDetector
 from skface.estimators import (
     CenterLossEmbedder,
     ConvSDAEFeatures,
@@ -50,7 +51,15 @@ ESTIMATORS = [
         rotation=0.0, scale=0.0, shift=0.0, max_epochs=2, batch_size=16, image_shape=STRIP,
     ),
     LocalContrastNormalizer(image_shape=STRIP),
+    # Strips hold no faces: the aligner crops their centres (and says so).
+    FaceDetector(image_shape=STRIP),
+    FaceAligner(size=8, no_face="center", image_shape=STRIP),
 ]
+
+_ANY_SIZE = (
+    "detectors and aligners take images of any size, each its own, so they have no "
+    "n_features_in_ and accept other sizes after fit"
+)
 
 # Checks expected to fail, with the reason, per estimator class.
 EXPECTED_FAILED_CHECKS = {
@@ -61,6 +70,16 @@ EXPECTED_FAILED_CHECKS = {
     "SDAERegressor": {},
     "KeypointRegressor": {},
     "LocalContrastNormalizer": {},
+    "FaceDetector": {
+        "check_n_features_in_after_fitting": _ANY_SIZE,
+        "check_n_features_in": _ANY_SIZE,
+    },
+    "FaceAligner": {
+        "check_n_features_in_after_fitting": _ANY_SIZE,
+        "check_n_features_in": _ANY_SIZE,
+        "check_transformer_general": _ANY_SIZE,
+        "check_transformer_general(readonly_memmap=True)": _ANY_SIZE,
+    },
 }
 
 
