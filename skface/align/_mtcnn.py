@@ -135,7 +135,9 @@ def _read_weights(path):
             metadata = f.metadata() or {}
             tensors = {key: f.get_tensor(key).clone() for key in f.keys()}
     except Exception as exc:  # safetensors raises its own error types
-        raise ValueError(f"{path} is not a safetensors file ({type(exc).__name__}: {exc})") from None
+        raise ValueError(
+            f"{path} is not a safetensors file ({type(exc).__name__}: {exc})"
+        ) from None
     if metadata.get("format") != _FORMAT:
         raise ValueError(f"{path} is not an skface MTCNN weights file (no {_FORMAT!r} header)")
     state_dicts = {name: {} for name in _NETS}
