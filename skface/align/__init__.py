@@ -10,6 +10,16 @@ __all__ = [
     "FaceAligner",
     "FaceDetector",
     "NoFaceError",
+    "fetch_mtcnn_weights",
     "similarity_matrix",
     "template_points",
 ]
+
+
+def __getattr__(name):
+    # MTCNN imports torch: only when its weights are asked for.
+    if name == "fetch_mtcnn_weights":
+        from ._mtcnn import fetch_mtcnn_weights
+
+        return fetch_mtcnn_weights
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

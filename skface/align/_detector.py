@@ -1,5 +1,6 @@
 """FaceDetector: face boxes and 5 landmarks per image, by the bundled cascade or MTCNN."""
 
+import functools
 import numbers
 import os
 from typing import NamedTuple
@@ -50,6 +51,14 @@ def _order(det, select, shape):
         key = -(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     order = np.argsort(key, kind="stable")
     return Detections(boxes[order], scores[order], None if landmarks is None else landmarks[order])
+
+
+@functools.lru_cache(maxsize=4)
+def _mtcnn_nets(device):
+    """MTCNN's three nets on ``device``, read from the cache once per process."""
+    from ._mtcnn import fetch_mtcnn_weights, load_mtcnn_nets
+
+    return load_mtcnn_nets(fetch_mtcnn_weights(), device=device)
 
 
 def _check_fit_input(X, image_shape, name):
@@ -187,10 +196,10 @@ class FaceDetector(TransformerMixin, BaseEstimator):
 
             raw = detect_cascade(images, min_face_size=self.min_face_size)
         else:
-            from ._mtcnn import detect_mtcnn, fetch_mtcnn_weights
+            from ._mtcnn import detect_mtcnn
 
             raw = detect_mtcnn(
-                images, weights=fetch_mtcnn_weights(), device=device,
+                images, weights=_mtcnn_nets(device), device=device,
                 min_face_size=self.min_face_size, thresholds=thresholds,
             )
         return [_order(det, self.select, image.shape[:2]) for det, image in zip(raw, images)]
