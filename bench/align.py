@@ -33,7 +33,6 @@ Parts:
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -124,6 +123,31 @@ def _train_regressor(args, device, data_home, people_keep):
     return model, int(keep.sum()), time.perf_counter() - start
 
 
+def _regressor(args, device, k, train_people, held_out):
+    """Half ``k``'s KeypointRegressor (saved in --out-dir, reused), and its NME on true crops."""
+    import skface
+    from skface.datasets import fetch_youtube_faces_keypoints
+
+    path = Path(args.out_dir) / (f"kp_half{k}_{args.kp_size}_{args.kp_epochs}_"
+                                 f"{'-'.join(map(str, args.kp_channels))}.skface")
+    if path.exists():
+        model = skface.load(path)
+    else:
+        model, n_train, seconds = _train_regressor(args, device, args.data_home, train_people)
+        skface.save(model, path)
+        emit(BENCH, f"landmark_regressor_fit_half_{k}", round(seconds, 1), "s", device=device,
+             config={"n_train": n_train, "size": args.kp_size, "epochs": args.kp_epochs,
+                     "channels": args.kp_channels})
+    # The same model on the test frames as released (the annotation's own framing).
+    test = fetch_youtube_faces_keypoints(data_home=args.data_home, subset="test",
+                                         size=args.kp_size, color=False)
+    people = np.array([f.rsplit("_", 1)[0] for f in test.filenames])
+    keep = np.isin(people, held_out)
+    errors = _nme(model.predict(test.images[keep]), test.keypoints[keep].astype(np.float64))
+    args.cache.setdefault("gt_crop", []).append(errors)
+    return model
+
+
 def landmarks_part(args, device):
     from sklearn.frozen import FrozenEstimator
 
@@ -140,12 +164,8 @@ def landmarks_part(args, device):
             train_people = halves[1 - k]
             key = ("model", k)
             if key not in args.cache:
-                args.cache[key] = _train_regressor(args, device, args.data_home, train_people)
-                model, n_train, seconds = args.cache[key]
-                emit(BENCH, f"landmark_regressor_fit_half_{k}", round(seconds, 1), "s", device=device,
-                     config={"n_train": n_train, "size": args.kp_size, "epochs": args.kp_epochs,
-                             "channels": args.kp_channels})
-            model = args.cache[key][0]
+                args.cache[key] = _regressor(args, device, k, train_people, held_out)
+            model = args.cache[key]
             detector = FaceDetector(backend, min_face_size=args.min_face_size, device=device)
             aligner = FaceAligner(detector, FrozenEstimator(model), no_face="center").fit()
             test_paths = [p for p, t in zip(paths, test) if t]
@@ -169,6 +189,13 @@ def landmarks_part(args, device):
                     np.linalg.norm(r5.landmarks[r5.found] - five_from_68(truth), axis=2).mean(axis=1) / iod)
         errors = np.concatenate(errors)
         found = np.concatenate(found_all)
+        if "gt_crop" in args.cache and not args.cache.get("gt_emitted"):
+            gt = np.concatenate(args.cache["gt_crop"])
+            args.cache["gt_emitted"] = True
+            emit(BENCH, "landmarks68_nme_released_crops", round(float(gt.mean()), 4),
+                 "fraction of IOD", device=device,
+                 config={"what": "same regressors on the test frames as released, no detection"},
+                 median=round(float(np.median(gt)), 4), frames_scored=int(len(gt)))
         config = {"backend": backend, "n_frames": len(paths), "split": "people in two halves by name",
                   "normaliser": "outer eye corners 36-45"}
         emit(BENCH, f"landmarks68_nme_{backend}", round(float(errors.mean()), 4), "fraction of IOD",
@@ -179,6 +206,111 @@ def landmarks_part(args, device):
             emit(BENCH, "landmarks5_nme_mtcnn", round(float(five.mean()), 4), "fraction of IOD",
                  device=device, config=config, median=round(float(np.median(five)), 4),
                  frames_scored=int(len(five)))
+
+
+def _recipe(args, device):
+    """The documented frozen recipe (bench/sdae.py's frozen rows) with its gender head."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skface.estimators import ConvSDAEFeatures
+    from skface.preprocessing import LocalContrastNormalizer
+
+    frozen = dict(convs_per_layer=1, pretrain_epochs=3, finetune_epochs=0, noise="gaussian",
+                  noise_level=0.5, feature_layers="all", test_flip=True, lr=1e-3,
+                  batch_size=128, device=device, random_state=0)
+    texture = make_pipeline(LocalContrastNormalizer(2.0),
+                            ConvSDAEFeatures((64, 128, 256), **frozen))
+    raw = ConvSDAEFeatures((32, 64, 128), **frozen)
+    return make_pipeline(FeatureUnion([("texture", texture), ("raw", raw)]), StandardScaler(),
+                         LogisticRegression(C=0.003, max_iter=1000))
+
+
+def _aligned(args, device, name, paths):
+    """Aligned crops of ``paths`` (cached in --out-dir) and which had a face."""
+    import warnings
+
+    from skface.align import FaceAligner, FaceDetector
+
+    cache = Path(args.out_dir) / (f"align_{name}_{args.size}_{args.padding}_{args.select}_"
+                                  f"{args.gender_min_face}.npz")
+    if cache.exists():
+        saved = np.load(cache)
+        return saved["images"], saved["found"], 0.0
+    aligner = FaceAligner(FaceDetector("mtcnn", min_face_size=args.gender_min_face,
+                                       select=args.select, device=device),
+                          size=args.size, padding=args.padding, no_face="center").fit()
+    start = time.perf_counter()
+    crops, found = [], []
+    for i in range(0, len(paths), 500):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            result = aligner.align(paths[i : i + 500])
+        crops.append(result.images)
+        found.append(result.found)
+    seconds = time.perf_counter() - start
+    images, found = np.concatenate(crops), np.concatenate(found)
+    np.savez(cache, images=images, found=found)
+    return images, found, seconds
+
+
+def gender_part(args, device):
+    import warnings
+
+    from skface.datasets import fetch_lfw_gender, fetch_utkface
+    from skface.preprocessing import LFW_FACE_BOX
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        utk = fetch_utkface(data_home=args.data_home, size=args.size, color=True,
+                            download_if_missing=False)
+    utk_dir = Path(args.data_home) / "utkface" / "UTKFace"
+    utk_paths = [str(utk_dir / f) for f in utk.filenames]
+    rng = np.random.default_rng(0)
+    lfw = fetch_lfw_gender(data_home=args.data_home, box=LFW_FACE_BOX,
+                           resize=args.size / 110, color=True, download_if_missing=False)
+    pick = np.sort(rng.choice(len(lfw.target), args.n_lfw, replace=False))
+    y_lfw = lfw.target[pick]
+    lfw_dir = Path(args.data_home) / "lfw" / "lfw-deepfunneled"
+    lfw_paths = [str(lfw_dir / f) for f in lfw.filenames[pick]]
+    base = {"n_train": len(utk.gender), "n_lfw": len(pick), "size": args.size,
+            "lfw_male_fraction": round(float((y_lfw == 0).mean()), 4),
+            "recipe": "bench/sdae.py frozen rows: LCN + 2 encoders, all layers, test_flip, "
+                      "StandardScaler, LogisticRegression(C=0.003)"}
+
+    # Fixed crops: UTKFace as released, LFW through boxes of three sizes around its centre.
+    model = _recipe(args, device)
+    start = time.perf_counter()
+    model.fit(utk.images, utk.gender)
+    fit_s = time.perf_counter() - start
+    cx, cy = (LFW_FACE_BOX[0] + LFW_FACE_BOX[2]) / 2, (LFW_FACE_BOX[1] + LFW_FACE_BOX[3]) / 2
+    for side in (110, 130, 150):
+        box = (int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2))
+        test = fetch_lfw_gender(data_home=args.data_home, box=box, resize=args.size / side,
+                                color=True, download_if_missing=False)
+        assert (test.filenames[pick] == lfw.filenames[pick]).all()
+        accuracy = float((model.predict(test.images[pick]) == y_lfw).mean())
+        emit(BENCH, f"lfw_gender_fixed_box_{side}", round(accuracy, 4), "accuracy", device=device,
+             config={**base, "box": list(box), "fit_s": round(fit_s, 1)})
+
+    # Aligned: MTCNN's 5 points onto the template, for training and test alike.
+    utk_aligned, utk_found, utk_s = _aligned(args, device, "utkface", utk_paths)
+    lfw_aligned, lfw_found, lfw_s = _aligned(args, device, f"lfw{args.n_lfw}", lfw_paths)
+    model = _recipe(args, device)
+    start = time.perf_counter()
+    model.fit(utk_aligned, utk.gender)
+    fit_s = time.perf_counter() - start
+    pred = model.predict(lfw_aligned)
+    accuracy = float((pred == y_lfw).mean())
+    emit(BENCH, "lfw_gender_aligned", round(accuracy, 4), "accuracy", device=device,
+         config={**base, "aligner": f"FaceAligner(FaceDetector('mtcnn', min_face_size="
+                                    f"{args.gender_min_face}, select={args.select!r}), "
+                                    f"size={args.size}, padding={args.padding})",
+                 "fit_s": round(fit_s, 1), "align_utkface_s": round(utk_s, 1),
+                 "align_lfw_s": round(lfw_s, 1)},
+         utkface_no_face=int((~utk_found).sum()), lfw_no_face=int((~lfw_found).sum()),
+         accuracy_where_found=round(float((pred == y_lfw)[lfw_found].mean()), 4))
 
 
 def main():
@@ -192,6 +324,13 @@ def main():
     parser.add_argument("--kp-channels", default="16,32,64,128")
     parser.add_argument("--kp-epochs", type=int, default=60)
     parser.add_argument("--kp-lr", type=float, default=3e-3)
+    parser.add_argument("--size", type=int, default=48, help="gender: crop side")
+    parser.add_argument("--padding", type=float, default=0.25, help="gender: aligner padding")
+    parser.add_argument("--select", default="center", help="gender: which face (LFW has several)")
+    parser.add_argument("--n-lfw", type=int, default=3000)
+    parser.add_argument("--gender-min-face", type=int, default=40,
+                        help="gender: MTCNN's min_face_size (faces fill these images)")
+    parser.add_argument("--out-dir", default="/tmp")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -202,7 +341,8 @@ def main():
 
     torch.set_num_threads(args.threads)
     for part in args.parts.split(","):
-        {"detect": detect_part, "landmarks": landmarks_part}[part](args, args.device)
+        {"detect": detect_part, "landmarks": landmarks_part, "gender": gender_part}[part](
+            args, args.device)
 
 
 if __name__ == "__main__":

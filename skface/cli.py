@@ -327,8 +327,8 @@ def build_parser():
     p.add_argument("--download", action="store_true",
                    help="download missing datasets that can be downloaded (LFW)")
     p.add_argument("--stages", nargs="+", metavar="STAGE",
-                   choices=("dbn", "sdae", "keypoints", "embedding"),
-                   help="run only these stages (dbn sdae keypoints embedding)")
+                   choices=("align", "dbn", "sdae", "keypoints", "embedding"),
+                   help="run only these stages (align dbn sdae keypoints embedding)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("datasets", parents=[common], help="list every registered dataset")

@@ -64,8 +64,14 @@ def test_run_demo_no_data_home_falls_back_to_bundled_sample_and_names_skipped(tm
     log = "\n".join(lines)
     assert "skipped KeypointRegressor" in log and "skipped CenterLossEmbedder" in log
     assert "bundled LFW sample" in log
+    # Alignment runs on scikit-image's photos with the bundled cascade: the
+    # astronaut's face is found, the cameraman (half profile) and the cat are not.
+    align = sections["align"]
+    assert align["status"] == "ok" and align["metrics"] == {
+        "backend": "cascade", "n_images": 3, "no_face": 2}
+    assert "youtube_faces_keypoints" in align["fallback"]
     report = (tmp_path / "out" / "report.html").read_text()
-    assert report.count("<img ") == 2  # DBN reconstructions, SDAE denoising
+    assert report.count("<img ") == 3  # contact sheet, DBN reconstructions, SDAE denoising
     assert "Skipped: the data is missing." in report
 
 
@@ -84,11 +90,11 @@ def test_run_demo_real_data_smoke_every_section_ok_with_figures(tmp_path, shared
     result, _ = _run(tmp_path, data_home=shared_data)
     sections = result["sections"]
     assert {k: v["status"] for k, v in sections.items()} == dict.fromkeys(
-        ("dbn", "sdae", "keypoints", "embedding"), "ok"
+        ("align", "dbn", "sdae", "keypoints", "embedding"), "ok"
     )
     assert not any(v["fallback"] for v in sections.values())
     figures = [f for v in sections.values() for f in v["figures"]]
-    assert figures == ["dbn_reconstructions.png", "sdae_denoising.png", "sdae_age_error.png",
+    assert figures == ["alignment_contact_sheet.png", "dbn_reconstructions.png", "sdae_denoising.png", "sdae_age_error.png",
                        "keypoints_test_faces.png", "embedding_roc.png"]
     for name in figures:
         assert (tmp_path / "out" / name).stat().st_size > 1000
@@ -97,7 +103,9 @@ def test_run_demo_real_data_smoke_every_section_ok_with_figures(tmp_path, shared
     assert sections["keypoints"]["metrics"]["n_test"] == 770
     assert np.isfinite(sections["sdae"]["metrics"]["age_mae"])
     report = (tmp_path / "out" / "report.html").read_text()
-    assert report.count("<img ") == 5
+    assert report.count("<img ") == 6
+    align = sections["align"]["metrics"]
+    assert align["n_images"] == 16 and align["found_fraction"] >= 0.5  # cascade: 9 of 16
 
 
 def test_run_demo_failing_stage_reported_and_others_continue(tmp_path, monkeypatch):
@@ -105,7 +113,8 @@ def test_run_demo_failing_stage_reported_and_others_continue(tmp_path, monkeypat
         """A stage that breaks."""
         raise RuntimeError("out of cheese")
 
-    monkeypatch.setattr(_stages, "STAGES", (("dbn", broken),) + _stages.STAGES[1:2])
+    sdae = dict(_stages.STAGES)["sdae"]
+    monkeypatch.setattr(_stages, "STAGES", (("dbn", broken), ("sdae", sdae)))
     from skface.demo import _run as run_module
 
     monkeypatch.setattr(run_module, "STAGES", _stages.STAGES)

@@ -15,6 +15,8 @@ class DemoSettings:
     ----------
     name : str
         The preset's name, shown in the report.
+    align_n_frames : int
+        YouTube Faces keypoint test frames the alignment stage detects faces in.
     dbn_layers : tuple of int
         ``DBNReconstructor.hidden_layer_sizes``.
     dbn_pretrain_epochs, dbn_finetune_epochs : int
@@ -48,6 +50,7 @@ class DemoSettings:
     """
 
     name: str
+    align_n_frames: int = 200
     # The defaults are the "quick" preset: about 4 minutes on 2 quiet CPU cores
     # (cold cache), so that a busy machine still finishes in under 10.
     dbn_layers: tuple = (512, 256, 64)
@@ -71,7 +74,7 @@ class DemoSettings:
 PRESETS = {
     # For the test suite: every stage runs end to end in seconds; the numbers mean little.
     "smoke": DemoSettings(
-        name="smoke",
+        name="smoke", align_n_frames=16,
         dbn_layers=(64, 16), dbn_pretrain_epochs=1, dbn_finetune_epochs=2, dbn_n_train=200,
         sdae_size=16, sdae_channels=(8, 16), sdae_pretrain_epochs=1, sdae_n_faces=200,
         kp_size=32, kp_channels=(8, 16, 16), kp_epochs=2, kp_n_train=200,
@@ -81,7 +84,7 @@ PRESETS = {
     "quick": DemoSettings(name="quick"),
     # Larger models and more epochs: meant for a GPU.
     "full": DemoSettings(
-        name="full",
+        name="full", align_n_frames=770,
         dbn_layers=(1000, 500, 250, 64), dbn_pretrain_epochs=20, dbn_finetune_epochs=50,
         dbn_n_train=None,
         sdae_size=48, sdae_channels=(32, 64, 128, 256), sdae_pretrain_epochs=10,

@@ -52,7 +52,7 @@ def run_demo(
     download : bool, default=False
         Download the datasets that can be downloaded (LFW) when missing.
     stages : sequence of str, default=None
-        Subset of ``("dbn", "sdae", "keypoints", "embedding")``; None runs all.
+        Subset of ``("align", "dbn", "sdae", "keypoints", "embedding")``; None runs all.
     verbose : int, default=1
         1 shows a progress bar per training; 0 is silent.
     log : callable, default=None
@@ -203,7 +203,7 @@ def _outcome(section):
 def _failed_section(key, exc):
     from skface.demo._stages import Section
 
-    titles = {"dbn": "DBNReconstructor", "sdae": "ConvSDAEFeatures",
+    titles = {"align": "FaceDetector, FaceAligner", "dbn": "DBNReconstructor", "sdae": "ConvSDAEFeatures",
               "keypoints": "KeypointRegressor", "embedding": "CenterLossEmbedder"}
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
     return Section(key, f"{titles[key]} (failed)", titles[key], status="failed", reason=tb)

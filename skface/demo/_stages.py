@@ -156,6 +156,120 @@ def _fit_timed(estimator, *args):
     return time.perf_counter() - start
 
 
+# -- stage 0: detection and alignment ---------------------------------------------------
+
+
+def _mtcnn_ready(ctx):
+    """Whether MTCNN's weights are cached, or the demo may download them."""
+    from skface.align import fetch_mtcnn_weights
+
+    if ctx.download:
+        return True
+    try:
+        fetch_mtcnn_weights(download_if_missing=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def stage_align(ctx):
+    """FaceDetector and FaceAligner: faces found, and aligned onto one template."""
+    from skimage import data as skdata
+
+    from skface.align import FaceAligner, FaceDetector, template_points
+    from skface.plotting import plot_alignment
+
+    section = Section("align", "Face detection and alignment", "FaceDetector, FaceAligner")
+    with_data = ctx.present("youtube_faces_keypoints")
+    # The bundled photos get the bundled cascade: the same result on every machine.
+    backend = "mtcnn" if with_data and _mtcnn_ready(ctx) else "cascade"
+    detector = FaceDetector(backend, device=ctx.device)
+    aligner = FaceAligner(detector, size=96, no_face="center").fit()
+    if with_data:
+        from pathlib import Path
+
+        import pandas as pd
+
+        folder = Path(ctx.data_home) / "youtube_faces_keypoints"
+        table = pd.read_csv(folder / "test_frames_keypoints.csv")
+        people = table.iloc[:, 0].str.rsplit("_", n=1).str[0]
+        shown = np.flatnonzero(~people.duplicated().to_numpy())[:8]  # one frame a person
+        n_scored = min(ctx.settings.align_n_frames, len(table))
+        names = table.iloc[:n_scored, 0].tolist()
+        paths = [str(folder / "test" / name) for name in names]
+        points = table.iloc[:n_scored, 1:].to_numpy(np.float64).reshape(n_scored, 68, 2)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # counted below
+            result = aligner.align(paths)
+        section.seconds = time.perf_counter() - start
+        truth = np.concatenate([points.min(axis=1), points.max(axis=1)], axis=1)
+        iou = _box_iou(result.boxes, truth)
+        found = float(np.mean(iou >= 0.5))
+        section.data = (
+            f"The first {n_scored} YouTube Faces keypoint test frames (72-494 px, from their "
+            f"files), {backend} backend; a face counts as found when its box overlaps the "
+            "box of the 68 annotated points with IoU >= 0.5."
+        )
+        section.metrics = {"backend": backend, "n_images": n_scored,
+                           "found_fraction": round(found, 4),
+                           "no_face": int((~result.found).sum()),
+                           "images_per_second": round(n_scored / section.seconds, 1)}
+        section.headline = f"{found:.1%} (faces found, IoU >= 0.5)"
+        images = [np.asarray(_read_rgb(folder / "test" / table.iloc[i, 0])) for i in shown]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            shown_result = aligner.align(images)
+    else:
+        camera = np.repeat(skdata.camera()[..., None], 3, axis=2)  # grey: as RGB like the others
+        images = [skdata.astronaut(), camera, skdata.chelsea()]
+        section.data = (
+            "scikit-image's bundled photos (astronaut, camera, chelsea: a cat, so no face), "
+            f"{backend} backend."
+        )
+        section.fallback = ctx.how_to_get("youtube_faces_keypoints")
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the cat: reported below
+            shown_result = aligner.align(images)
+        section.seconds = time.perf_counter() - start
+        section.metrics = {"backend": backend, "n_images": len(images),
+                           "no_face": int((~shown_result.found).sum())}
+        section.headline = f"{int(shown_result.found.sum())} of {len(images)} (images with a face)"
+    if backend == "cascade":
+        section.notes.append(
+            "The cascade gives boxes only, so crops are aligned on the box (scale and shift); "
+            "MTCNN's eyes, nose and mouth also fix the rotation. `skface demo --download` "
+            "fetches MTCNN's weights (2 MB, pinned)."
+        )
+    n_points = 5 if backend == "mtcnn" else 68
+    fig = plot_alignment(images, shown_result, n_images=8, n_cols=4,
+                         template=template_points(n_points, 96, aligner.padding))
+    section.figures.append(_render(
+        fig, "alignment_contact_sheet", "Detected faces and their aligned crops",
+        "Top: each image with its box (yellow) and landmarks (red). Below it: the aligned "
+        "96x96 crop with the template's points (cyan). Images without a face are centre-cropped "
+        "and titled so.",
+    ))
+    return section
+
+
+def _read_rgb(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def _box_iou(a, b):
+    x0, y0 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
+    x1, y1 = np.minimum(a[:, 2], b[:, 2]), np.minimum(a[:, 3], b[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return np.nan_to_num(inter / (area_a + area_b - inter))
+
+
 # -- stage 1: DBN ----------------------------------------------------------------------
 
 
@@ -472,6 +586,7 @@ def stage_embedding(ctx):
 
 
 STAGES = (
+    ("align", stage_align),
     ("dbn", stage_dbn),
     ("sdae", stage_sdae),
     ("keypoints", stage_keypoints),
