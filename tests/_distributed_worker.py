@@ -38,7 +38,7 @@ def flat_params(module):
     return torch.cat([p.detach().reshape(-1) for p in module.parameters()]).numpy()
 
 
-def embedder(random_state=0, max_epochs=3):
+def embedder(random_state=0, max_epochs=2):
     """CenterLossEmbedder on 61 faces of 6 people, batches of 16 (the last, 13, splits 7/6)."""
     from skface.estimators import CenterLossEmbedder
 
@@ -62,7 +62,7 @@ def sdae_classifier():
     X = faces(48, 16, 1)
     y = (X[:, :8].mean(axis=(1, 2)) > X[:, 8:].mean(axis=(1, 2))).astype(int)
     encoder = ConvSDAEFeatures((4, 8), pretrain_epochs=0, random_state=0)
-    clf = SDAEClassifier(encoder, max_epochs=3, batch_size=16, dropout=0.0,
+    clf = SDAEClassifier(encoder, max_epochs=2, batch_size=16, dropout=0.0,
                          random_state=0).fit(X, y)
     return {
         "loss": np.array(clf.net_.history[:, "train_loss"]),

@@ -153,3 +153,10 @@ def test_data_parallel_different_data_raises_on_every_rank(ranks):
     for _, errors in ranks:
         assert "training data differ" in errors.get("different_data", "")
         assert "rank 0: 20 images, rank 1: 21 images" in errors["different_data"]
+
+
+def test_fit_launched_without_data_parallel_warns(monkeypatch, one_torch_thread):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.warns(RuntimeWarning, match="not inside skface.parallel.data_parallel") as record:
+        worker.embedder(max_epochs=1)
+    assert record[0].filename == worker.__file__  # the line that called fit

@@ -223,6 +223,7 @@ class FaceNet(NeuralNet):
         finally:
             # Kept through on_train_end, for the callbacks (checkpoints on rank 0).
             self._dp = None
+            self.__dict__.pop("_share", None)
 
     def _shard(self, *tensors):
         """This process's share of a global training batch (all of it outside data_parallel).
@@ -605,6 +606,8 @@ class FaceEstimatorMixin(ImageInputMixin):
                     callbacks["checkpoint_reader"].state = state
                 else:  # every epoch ran; only the end of the stage was missed
                     restore(net, state)
+        if net.data_parallel:
+            _distributed.warn_if_launched_alone()
         try:
             if epochs > 0:
                 with sigint_guard(net):

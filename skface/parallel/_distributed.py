@@ -191,6 +191,26 @@ def is_main_process():
     return group is None or group.rank == 0
 
 
+def warn_if_launched_alone():
+    """Warn when a launcher started several processes but the fit is outside data_parallel.
+
+    Each of them would train the whole model on all the data: the same
+    work ``WORLD_SIZE`` times, and no faster.
+    """
+    world = os.environ.get("WORLD_SIZE", "").strip()
+    if _CURRENT.get() is not None or not world.isdigit() or int(world) < 2:
+        return
+    from .._warnings import warn_at_caller
+
+    warn_at_caller(
+        f"This process is one of {world} started by a launcher ($WORLD_SIZE={world}), but "
+        "the fit is not inside skface.parallel.data_parallel(): every process trains the "
+        "whole model on all the data. Put the fit inside `with data_parallel():` to split "
+        "each batch between the processes.",
+        RuntimeWarning,
+    )
+
+
 def _require_launch_env():
     missing = [var for var in _LAUNCH_VARS if not os.environ.get(var)]
     if missing:
