@@ -11,7 +11,6 @@ import torch
 from sklearn.utils import check_random_state
 from skorch import NeuralNet
 from skorch.callbacks import Callback, LRScheduler
-from skorch.utils import TeeGenerator
 
 from .._validation import ImageInputMixin
 from ..parallel import _distributed
@@ -203,7 +202,7 @@ class FaceNet(NeuralNet):
             seed = int(torch.randint(2**31 - 1, ()))
         self._dp = _distributed.current() if self.data_parallel else None
         if self._dp is not None:
-            _start_data_parallel(self, X, y)
+            _distributed.start_fit(self, X, y)
             # Every rank must shuffle and augment alike: rank 0's seed wins (with
             # random_state=None each process drew its own).
             seed = self._dp.broadcast_int(seed)
@@ -248,7 +247,7 @@ class FaceNet(NeuralNet):
     def train_step(self, batch, **fit_params):
         if getattr(self, "_dp", None) is None:
             return super().train_step(batch, **fit_params)
-        return _data_parallel_step(self, batch, **fit_params)
+        return _distributed.train_step(self, batch, **fit_params)
 
     def get_iterator(self, dataset, training=False):
         iterator = super().get_iterator(dataset, training=training)
@@ -284,7 +283,7 @@ class FaceNet(NeuralNet):
         losses = []
         for batch in iterator:
             if training and (self._skip_batch(batch, iterator) if dp is None
-                             else _skip_global_batch(self, dp, batch, iterator)):
+                             else _distributed.skip_global_batch(self, batch, iterator)):
                 continue
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
@@ -302,51 +301,6 @@ class FaceNet(NeuralNet):
             for row, value in zip(rows[-len(values):], values):
                 row[prefix + "_loss"] = value
         self.history.record(prefix + "_batch_count", len(losses))
-
-
-def _start_data_parallel(net, X, y):
-    """Checks and broadcasts before a data-parallel fit: same data, rank 0's weights."""
-    net._dp.check_same_data(X, y)
-    # The same seed gives the same initial weights; rank 0's are copied anyway,
-    # since a fit with random_state=None draws different ones in each process.
-    net._dp.broadcast_state(*(m for m in (net.module_, net.criterion_)
-                              if isinstance(m, torch.nn.Module)))
-
-
-def _skip_global_batch(net, dp, batch, iterator):
-    """Whether every rank leaves a global batch out: decided from its size alone.
-
-    The same answer on every rank, without a collective: a batch smaller
-    than the number of ranks, or whose smallest share the net would skip
-    (batch norm on one image), is left out on all of them.
-    """
-    n = len(batch[0])
-    smallest = dp.smallest_share(n)
-    if smallest == 0:
-        return True
-    return net._skip_batch(tuple(None if t is None else t[:smallest] for t in batch), iterator)
-
-
-def _data_parallel_step(net, batch, **fit_params):
-    """skorch's ``train_step`` with the gradients summed over the ranks before the step.
-
-    The all-reduce comes before ``on_grad_computed``, so callbacks such as
-    gradient clipping see the gradient of the global batch.
-    """
-    accumulator = net.get_train_step_accumulator()
-
-    def step_fn():
-        net._zero_grad_optimizer()
-        step = net.train_step_single(batch, **fit_params)
-        accumulator.store_step(step)
-        net._dp.all_reduce_gradients(net.get_all_learnable_params(), net._share)
-        net.notify("on_grad_computed",
-                   named_parameters=TeeGenerator(net.get_all_learnable_params()),
-                   batch=batch, training=True)
-        return step["loss"]
-
-    net._step_optimizer(step_fn)
-    return accumulator.get_step()
 
 
 class LRSchedule(LRScheduler):

@@ -177,6 +177,58 @@ class ProcessGroup:
             )
 
 
+# -- the steps of a skface.estimators FaceNet with data_parallel = True ---------------
+
+
+def start_fit(net, X, y):
+    """Checks and broadcasts before a data-parallel fit: same data, rank 0's weights."""
+    from torch import nn
+
+    net._dp.check_same_data(X, y)
+    # The same seed gives the same initial weights; rank 0's are copied anyway,
+    # since a fit with random_state=None draws different ones in each process.
+    net._dp.broadcast_state(*(m for m in (net.module_, net.criterion_)
+                              if isinstance(m, nn.Module)))
+
+
+def skip_global_batch(net, batch, iterator):
+    """Whether every rank leaves a global batch out: decided from its size alone.
+
+    The same answer on every rank, without a collective: a batch smaller
+    than the number of ranks, or whose smallest share the net would skip
+    (batch norm on one image), is left out on all of them.
+    """
+    n = len(batch[0])
+    smallest = net._dp.smallest_share(n)
+    if smallest == 0:
+        return True
+    return net._skip_batch(tuple(None if t is None else t[:smallest] for t in batch), iterator)
+
+
+def train_step(net, batch, **fit_params):
+    """skorch's ``train_step`` with the gradients summed over the ranks before the step.
+
+    The all-reduce comes before ``on_grad_computed``, so callbacks such as
+    gradient clipping see the gradient of the global batch.
+    """
+    from skorch.utils import TeeGenerator
+
+    accumulator = net.get_train_step_accumulator()
+
+    def step_fn():
+        net._zero_grad_optimizer()
+        step = net.train_step_single(batch, **fit_params)
+        accumulator.store_step(step)
+        net._dp.all_reduce_gradients(net.get_all_learnable_params(), net._share)
+        net.notify("on_grad_computed",
+                   named_parameters=TeeGenerator(net.get_all_learnable_params()),
+                   batch=batch, training=True)
+        return step["loss"]
+
+    net._step_optimizer(step_fn)
+    return accumulator.get_step()
+
+
 def current():
     """The data-parallel group fits train in here, or None (also for a group of one)."""
     group = _CURRENT.get()
