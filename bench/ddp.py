@@ -9,7 +9,9 @@ training loss (mean over the last epoch's batches), held-out accuracy, and
 training throughput: training images x epochs / fit time, after an untimed
 warm-up fit, the data loading and the process start-up not counted. The
 2-process row has ``ratio`` = 2-process / 1-process, and
-``ratio_vs_1thread`` against a third fit, 1 process x 1 thread (ideal: 2).
+``ratio_vs_1thread`` against a third fit, 1 process x 1 thread (ideal: 2);
+``images_per_cpu_s`` counts the CPU time of all threads and processes, and
+``cpu_ratio_vs_1thread`` (ideal: 1) is the data-parallel overhead per image.
 Each throughput row carries the machine's 1-minute load average before and
 after its fit: on cores shared with other work a 2-thread process slows far
 more than two 1-thread ones, so compare runs at similar load. The trunk is
@@ -75,15 +77,22 @@ def fit_and_score(args, threads, data=None):
     if torch.distributed.is_initialized():
         torch.distributed.barrier()  # both ranks start the clock together
     load_before = os.getloadavg()[0]
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     clf.fit(X, y)
     fit_s = time.perf_counter() - start
+    cpu_s = torch.tensor([time.process_time() - cpu_start], dtype=torch.float64)
+    if torch.distributed.is_initialized():
+        torch.distributed.all_reduce(cpu_s)  # all the processes' CPU time
     return {
         "final_train_loss": round(float(clf.net_.history[-1, "train_loss"]), 5),
         "train_loss_per_epoch": [round(float(v), 5) for v in clf.net_.history[:, "train_loss"]],
         "held_out_accuracy": round(float(clf.score(X_test, y_test)), 4),
         "fit_s": round(fit_s, 2),
         "images_per_s": round(len(y) * args.epochs / fit_s, 1),
+        # CPU seconds of all the threads and processes: less sensitive than the
+        # wall time to other work on shared cores, it shows the data-parallel overhead.
+        "cpu_s": round(float(cpu_s), 2),
+        "images_per_cpu_s": round(len(y) * args.epochs / float(cpu_s), 1),
         "torch_threads": torch.get_num_threads(),
         # Other work on the machine slows a multi-threaded process the most.
         "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
@@ -157,17 +166,20 @@ def main():
     row("held_out_accuracy_1proc", single["held_out_accuracy"], "accuracy")
     row(f"held_out_accuracy_{args.processes}proc", spread["held_out_accuracy"], "accuracy",
         baseline=single["held_out_accuracy"])
+    def cpu(result):
+        return {"cpu_s": result["cpu_s"], "images_per_cpu_s": result["images_per_cpu_s"],
+                "fit_s": result["fit_s"], "load_avg_1min": result["load_avg_1min"]}
+
     row("train_images_per_s_1proc", single["images_per_s"], "images/s",
-        fit_s=single["fit_s"], torch_threads=single["torch_threads"],
-        load_avg_1min=single["load_avg_1min"])
+        torch_threads=single["torch_threads"], **cpu(single))
     row("train_images_per_s_1proc_1thread", single1["images_per_s"], "images/s",
-        fit_s=single1["fit_s"], torch_threads=1, load_avg_1min=single1["load_avg_1min"],
-        final_train_loss=single1["final_train_loss"])
+        torch_threads=1, final_train_loss=single1["final_train_loss"], **cpu(single1))
     row(f"train_images_per_s_{args.processes}proc", spread["images_per_s"], "images/s",
-        baseline=single["images_per_s"], fit_s=spread["fit_s"],
+        baseline=single["images_per_s"],
         ratio_vs_1thread=round(spread["images_per_s"] / single1["images_per_s"], 3),
-        torch_threads_per_process=spread["torch_threads"],
-        load_avg_1min=spread["load_avg_1min"], torchrun_wall_s=round(launch_s, 2))
+        cpu_ratio_vs_1thread=round(spread["images_per_cpu_s"] / single1["images_per_cpu_s"], 3),
+        torch_threads_per_process=spread["torch_threads"], torchrun_wall_s=round(launch_s, 2),
+        **cpu(spread))
 
 
 if __name__ == "__main__":

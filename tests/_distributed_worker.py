@@ -109,6 +109,14 @@ def main(out):
                                batch_size=8, random_state=0).fit(X, np.arange(len(X)) % 2)
         except ValueError as exc:
             errors["different_data"] = str(exc)
+        # The same images in another order on rank 1: also different batches.
+        X = faces(20, 12, 0)
+        order = np.arange(20) if group.rank == 0 else np.roll(np.arange(20), 1)
+        try:
+            CenterLossEmbedder(backbone=TinyBackbone, embedding_dim=8, max_epochs=1,
+                               batch_size=8, random_state=0).fit(X[order], order % 2)
+        except ValueError as exc:
+            errors["reordered_data"] = str(exc)
         rank = group.rank
     np.savez(os.path.join(out, f"rank{rank}.npz"), **results)
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:

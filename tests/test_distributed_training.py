@@ -153,6 +153,7 @@ def test_data_parallel_different_data_raises_on_every_rank(ranks):
     for _, errors in ranks:
         assert "training data differ" in errors.get("different_data", "")
         assert "rank 0: 20 images, rank 1: 21 images" in errors["different_data"]
+        assert "rank 0: 20 images, rank 1: 20 images" in errors.get("reordered_data", "")
 
 
 def test_fit_launched_without_data_parallel_warns(monkeypatch, one_torch_thread):

@@ -127,12 +127,22 @@ class ProcessGroup:
         """Raise on every rank when the ranks were given different training data."""
         import torch
 
-        def total(t):
+        def checksums(t):
+            # Row sums, plain and weighted by the row's index (which an order
+            # change alters), a chunk at a time: no float64 copy of all the data.
+            plain = weighted = 0.0
             if t is None:
-                return 0.0
-            return float(torch.nan_to_num(t.detach().double()).sum())
+                return [plain, weighted]
+            for start in range(0, len(t), 4096):
+                rows = t[start : start + 4096].detach().reshape(min(4096, len(t) - start), -1)
+                rows = torch.nansum(rows.double(), dim=1)
+                index = torch.arange(start, start + len(rows), dtype=torch.float64,
+                                     device=rows.device)
+                plain += float(rows.sum())
+                weighted += float((rows * index).sum())
+            return [plain, weighted]
 
-        mine = torch.tensor([float(len(X)), total(X), total(y)], dtype=torch.float64)
+        mine = torch.tensor([float(len(X)), *checksums(X), *checksums(y)], dtype=torch.float64)
         every = self._all_gather(mine)
         if not torch.equal(every, mine.expand_as(every)):
             counts = ", ".join(f"rank {r}: {int(n)} images" for r, n in enumerate(every[:, 0]))
