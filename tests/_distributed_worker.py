@@ -38,14 +38,14 @@ def flat_params(module):
     return torch.cat([p.detach().reshape(-1) for p in module.parameters()]).numpy()
 
 
-def embedder(random_state=0, max_epochs=2):
+def embedder(random_state=0, max_epochs=2, checkpoint=None):
     """CenterLossEmbedder on 61 faces of 6 people, batches of 16 (the last, 13, splits 7/6)."""
     from skface.estimators import CenterLossEmbedder
 
     X, y = faces(61, 12, 0), np.arange(61) % 6
     est = CenterLossEmbedder(
         backbone=TinyBackbone, embedding_dim=8, max_epochs=max_epochs, batch_size=16,
-        lr=0.05, lambda_center=0.5, random_state=random_state,
+        lr=0.05, lambda_center=0.5, checkpoint=checkpoint, random_state=random_state,
     ).fit(X, y)
     return {
         "centers": est.centers_,
@@ -98,6 +98,18 @@ def main(out):
             results[f"sdae_{name}"] = value
         for name, value in keypoints().items():
             results[f"keypoints_{name}"] = value
+        # Checkpoints: written by rank 0 only; a second fit loads the finished stage.
+        folder = os.path.join(out, "checkpoint")
+        first = embedder(checkpoint=folder, max_epochs=1)
+        def stamps():
+            return sorted((entry.path, entry.stat().st_mtime_ns) for entry in os.scandir(folder))
+
+        before = stamps()
+        again = embedder(checkpoint=folder, max_epochs=1)
+        # Loaded, not trained again: a training fit would rewrite the files.
+        results["checkpoint_same"] = np.array(
+            [np.array_equal(first[k], again[k]) for k in ("params", "centers")]
+            + [len(before) > 0, stamps() == before])
         # random_state=None: each process draws its own seeds; rank 0's must win.
         results["unseeded_params"] = embedder(random_state=None, max_epochs=1)["params"]
         # Different data on each rank must fail on every rank, not hang.

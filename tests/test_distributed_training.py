@@ -145,6 +145,11 @@ def test_data_parallel_batch_norm_fit_loss_close_to_one_process(ranks, single, n
     assert not np.array_equal(ranks[0][0][f"{name}_params"], single[name]["params"])
 
 
+def test_data_parallel_finished_checkpoint_loaded_on_every_rank(ranks):
+    for results, _ in ranks:
+        assert results["checkpoint_same"].all()
+
+
 def test_data_parallel_unseeded_fit_ranks_agree(ranks):
     assert _same_on_every_rank(ranks, "unseeded_params")
 

@@ -218,7 +218,12 @@ class FaceNet(NeuralNet):
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         try:
-            return super().partial_fit(X, y, classes=classes, **fit_params)
+            fitted = super().partial_fit(X, y, classes=classes, **fit_params)
+            if getattr(self, "_dp", None) is not None:
+                # Rank 0 has written its last checkpoint before any rank goes on
+                # (a next fit may resume from it).
+                self._dp.barrier()
+            return fitted
         finally:
             # Kept through on_train_end, for the callbacks (checkpoints on rank 0).
             self._dp = None

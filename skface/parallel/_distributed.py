@@ -66,6 +66,12 @@ class ProcessGroup:
         dist.all_reduce(tensor)
         return tensor
 
+    def barrier(self):
+        """Wait until every rank reaches this point."""
+        import torch.distributed as dist
+
+        dist.barrier()
+
     def broadcast_int(self, value):
         """Rank 0's ``value`` (an int), on every rank."""
         import torch
