@@ -13,6 +13,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, LRScheduler
 
 from .._validation import ImageInputMixin
+from ..parallel import _distributed
 from ._checkpoint import (
     CheckpointReader,
     CheckpointWriter,
@@ -181,9 +182,15 @@ class FaceNet(NeuralNet):
         Callbacks see ``train_loss`` per epoch as usual; per-batch entries
         are filled in at epoch end. Batches for which :meth:`_skip_batch`
         is true are then left out of training.
+    data_parallel : bool, class attribute, default=False
+        True for nets whose training step calls :meth:`_shard` on each
+        (augmented) batch: inside :func:`skface.parallel.data_parallel`
+        they train on their share of every batch and all-reduce the
+        gradients. Others train on all the data in every process.
     """
 
     deferred_loss = True
+    data_parallel = False
 
     def __init__(self, *args, seed=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -193,13 +200,59 @@ class FaceNet(NeuralNet):
         seed = self.seed
         if seed is None:
             seed = int(torch.randint(2**31 - 1, ()))
+        self._dp = _distributed.current() if self.data_parallel else None
+        if self._dp is not None:
+            _distributed.start_fit(self, X, y)
+            # Every rank must shuffle and augment alike: rank 0's seed wins (with
+            # random_state=None each process drew its own).
+            seed = self._dp.broadcast_int(seed)
         self.shuffle_generator_ = torch.Generator().manual_seed(seed)
         self.generator_ = torch.Generator(device=self.device).manual_seed(seed + 1)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
+        if getattr(self, "_dp", None) is not None:
+            self._dp.sync_end_of_fit(self)
         # Generators hold device state: drop them so a net fitted on CUDA pickles
         # into something a CPU-only machine can load.
         self.shuffle_generator_ = self.generator_ = None
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        try:
+            fitted = super().partial_fit(X, y, classes=classes, **fit_params)
+            if getattr(self, "_dp", None) is not None:
+                # Rank 0 has written its last checkpoint before any rank goes on
+                # (a next fit may resume from it).
+                self._dp.barrier()
+            return fitted
+        finally:
+            # Kept through on_train_end, for the callbacks (checkpoints on rank 0).
+            self._dp = None
+            self.__dict__.pop("_share", None)
+
+    def _shard(self, *tensors):
+        """This process's share of a global training batch (all of it outside data_parallel).
+
+        Training steps call it after augmenting the whole batch, so every
+        rank draws the same random numbers as one process would, and the
+        shares together are exactly the batch one process trains on.
+        """
+        dp = getattr(self, "_dp", None)
+        if dp is None:
+            return tensors
+        n = len(tensors[0])
+        start, stop = dp.bounds(n)
+        self._share = (stop - start) / n
+        return tuple(None if t is None else t[start:stop] for t in tensors)
+
+    def _reduce_sum(self):
+        """A callable summing a tensor in place over the ranks, or None outside data_parallel."""
+        dp = getattr(self, "_dp", None)
+        return None if dp is None else dp.all_reduce_sum
+
+    def train_step(self, batch, **fit_params):
+        if getattr(self, "_dp", None) is None:
+            return super().train_step(batch, **fit_params)
+        return _distributed.train_step(self, batch, **fit_params)
 
     def get_iterator(self, dataset, training=False):
         iterator = super().get_iterator(dataset, training=training)
@@ -225,7 +278,8 @@ class FaceNet(NeuralNet):
         return False
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        if not self.deferred_loss:
+        dp = getattr(self, "_dp", None) if training else None
+        if not self.deferred_loss and dp is None:
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
         # skorch's loop with the per-batch ``loss.item()`` (a device sync) moved
         # to one transfer per epoch.
@@ -233,15 +287,21 @@ class FaceNet(NeuralNet):
             return
         losses = []
         for batch in iterator:
-            if training and self._skip_batch(batch, iterator):
+            if training and (self._skip_batch(batch, iterator) if dp is None
+                             else _distributed.skip_global_batch(self, batch, iterator)):
                 continue
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            losses.append(step["loss"].detach().float().reshape(()))
+            loss = step["loss"].detach().float().reshape(())
+            # Weighted by the share: summed over the ranks, the global batch's mean loss.
+            losses.append(loss if dp is None else loss * self._share)
             self.history.record_batch(prefix + "_batch_size", len(batch[0]))
             self.notify("on_batch_end", batch=batch, training=training, **step)
         if losses:
-            values = torch.stack(losses).cpu().tolist()
+            values = torch.stack(losses)
+            if dp is not None:
+                dp.all_reduce_sum(values)  # one collective per epoch, not per batch
+            values = values.cpu().tolist()
             rows = [row for row in self.history[-1]["batches"] if prefix + "_batch_size" in row]
             for row, value in zip(rows[-len(values):], values):
                 row[prefix + "_loss"] = value
@@ -447,7 +507,7 @@ class FaceEstimatorMixin(ImageInputMixin):
             callbacks=self._net_callbacks(callbacks, desc),
             device=self.device_,
             # skorch's per-epoch table only at verbose >= 2; bars at 1.
-            verbose=int(self.verbose >= 2),
+            verbose=int(self.verbose >= 2 and _distributed.is_main_process()),
             **kwargs,
         )
 
@@ -459,7 +519,7 @@ class FaceEstimatorMixin(ImageInputMixin):
         (it saves what every other callback recorded for the epoch).
         """
         callbacks = list(own or ()) + _check_user_callbacks(getattr(self, "callbacks", None))
-        if self.verbose:
+        if self.verbose and _distributed.is_main_process():
             callbacks.append(("progress", _EpochProgress(desc)))
         if getattr(self, "checkpoint", None) is not None:
             callbacks = [("checkpoint_reader", CheckpointReader()), *callbacks,
@@ -505,6 +565,8 @@ class FaceEstimatorMixin(ImageInputMixin):
                     callbacks["checkpoint_reader"].state = state
                 else:  # every epoch ran; only the end of the stage was missed
                     restore(net, state)
+        if net.data_parallel:
+            _distributed.warn_if_launched_alone()
         try:
             if epochs > 0:
                 with sigint_guard(net):

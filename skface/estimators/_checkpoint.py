@@ -200,6 +200,12 @@ class CheckpointReader(Callback):
         net.history.record("epoch", len(net.history))
 
 
+def _writes(net):
+    """Whether this process writes checkpoints: rank 0 only in data-parallel training."""
+    dp = getattr(net, "_dp", None)
+    return dp is None or dp.rank == 0
+
+
 class CheckpointWriter(Callback):
     """Last callback of a stage: writes its state after every epoch, and when it ends."""
 
@@ -207,11 +213,11 @@ class CheckpointWriter(Callback):
         self.target = None
 
     def on_epoch_end(self, net, **kwargs):
-        if self.target is not None:
+        if self.target is not None and _writes(net):
             _save(net_state(net, done=False), self.target)
 
     def on_train_end(self, net, **kwargs):
-        if self.target is not None and not getattr(net, "interrupted_", False):
+        if self.target is not None and _writes(net) and not getattr(net, "interrupted_", False):
             _save(net_state(net, done=True), self.target)
 
 

@@ -56,6 +56,8 @@ class _EmbedderNet(FaceNet):
     (``deferred_loss``).
     """
 
+    data_parallel = True
+
     def __init__(self, *args, crop_size=None, flip=True, **kwargs):
         super().__init__(*args, **kwargs)
         self.crop_size = crop_size
@@ -76,7 +78,7 @@ class _EmbedderNet(FaceNet):
     def train_step_single(self, batch, **fit_params):
         x, y = batch
         self._set_training(True)
-        x = self._augment(x)
+        x, y = self._shard(self._augment(x), y)
         with autocast(self.device):
             embeddings = self.module_(x)
             logits = self.module_.head(embeddings)
@@ -90,7 +92,8 @@ class _EmbedderNet(FaceNet):
         embeddings, y = self._last_batch
         self._last_batch = None
         # Wen et al. move the centers after the network's update, at rate alpha.
-        self.criterion_.center_loss.update_centers(embeddings, y)
+        # Under data_parallel the sums of eq. 4 cover every rank's share of the batch.
+        self.criterion_.center_loss.update_centers(embeddings, y, reduce=self._reduce_sum())
         return step
 
 

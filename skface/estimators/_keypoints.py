@@ -54,6 +54,8 @@ class _KeypointNet(FaceNet):
     the augmentation's constants are built once per fit.
     """
 
+    data_parallel = True
+
     def __init__(self, *args, flip_perm=None, rotation=0.0, scale=0.0, shift=0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.flip_perm = flip_perm
@@ -117,7 +119,7 @@ class _KeypointNet(FaceNet):
     def train_step_single(self, batch, **fit_params):
         x, y = batch
         self._set_training(True)
-        x, y = self._augment(x, y)
+        x, y = self._shard(*self._augment(x, y))
         with autocast(self.device):
             y_pred = self.module_(x)
         loss = self.get_loss(y_pred, y, X=x, training=True)

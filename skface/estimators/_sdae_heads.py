@@ -24,6 +24,8 @@ __all__ = ["SDAEClassifier", "SDAERegressor"]
 class _AugmentNet(FaceNet):
     """skorch net that flips and shifts each training batch on the device."""
 
+    data_parallel = True
+
     def __init__(self, *args, flip=False, max_shift=0, **kwargs):
         super().__init__(*args, **kwargs)
         self.flip = flip
@@ -32,7 +34,7 @@ class _AugmentNet(FaceNet):
     def train_step_single(self, batch, **fit_params):
         x, y = batch
         x = flip_shift(x, flip=self.flip, max_shift=self.max_shift, generator=self.generator_)
-        return super().train_step_single((x, y), **fit_params)
+        return super().train_step_single(self._shard(x, y), **fit_params)
 
 
 class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):

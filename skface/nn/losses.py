@@ -62,7 +62,7 @@ class CenterLoss(nn.Module):
         return 0.5 * diff.pow(2).sum(dim=1).mean()
 
     @torch.no_grad()
-    def update_centers(self, features, labels):
+    def update_centers(self, features, labels, reduce=None):
         """Move each center of a class in the batch toward its features (Wen et al., eq. 4).
 
         ``delta_j = sum_{i: y_i = j} (c_j - x_i) / (1 + n_j)`` and
@@ -73,6 +73,12 @@ class CenterLoss(nn.Module):
         ----------
         features : Tensor of shape (m, n_features)
         labels : LongTensor of shape (m,)
+        reduce : callable or None, default=None
+            Sums a tensor in place over processes, as
+            ``torch.distributed.all_reduce`` does. In data-parallel training,
+            where each process holds a share of the batch, it makes ``n_j``
+            and the sums count the whole batch, so every process applies
+            the same update and the centers stay identical.
         """
         diff = self.centers[labels] - features.detach().float()
         delta = torch.zeros_like(self.centers).index_add_(0, labels, diff)
@@ -80,6 +86,11 @@ class CenterLoss(nn.Module):
         # labels' maximum, which it reads back from the device (a sync per batch).
         ones = torch.ones(labels.shape, dtype=delta.dtype, device=delta.device)
         counts = delta.new_zeros(self.n_classes).index_add_(0, labels, ones)
+        if reduce is not None:
+            # One collective for both: the sums and the counts, side by side.
+            both = torch.cat([delta, counts.unsqueeze(1)], dim=1)
+            reduce(both)
+            delta, counts = both[:, :-1], both[:, -1]
         self.centers.sub_(self.alpha * delta / (1.0 + counts).unsqueeze(1))
 
     @torch.no_grad()

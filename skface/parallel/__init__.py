@@ -1,4 +1,4 @@
-"""Running skface across cores and machines: thread counts per worker, joblib's Dask backend."""
+"""Running skface across cores and machines: threads per worker, Dask, data-parallel fits."""
 
 import importlib
 
@@ -15,6 +15,8 @@ _LAZY = {
     "embed": "._embed",
     "embed_files_to_parquet": "._embed",
     "decode_images": "._embed",
+    "data_parallel": "._distributed",
+    "ProcessGroup": "._distributed",
 }
 
 __all__ = sorted(_LAZY)
