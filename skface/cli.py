@@ -300,10 +300,13 @@ def _traceback_option(parser, default):
 
 def build_parser():
     """The ``skface`` argument parser, every subcommand included."""
+    from skface import __version__
+
     parser = argparse.ArgumentParser(
-        prog="skface", description=__doc__,
+        prog="skface", description=_plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"skface {__version__}")
     _traceback_option(parser, default=False)
     # The subcommands take --traceback too; SUPPRESS keeps a subcommand that was not
     # given it from resetting the value given before the subcommand.
@@ -395,8 +398,19 @@ def main(argv=None):
         0 on success; 1 when some demo stages failed; 2 after an error the
         user can fix (one line on stderr) or a usage error; 130 after Ctrl-C.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse reports a subcommand's unknown options with the top-level usage;
+        # the subcommand's own usage says what it takes.
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     return run_command(args.func, args, f"skface {args.command}")
+
+
+def _plain(text):
+    """Help text without reStructuredText's double backticks."""
+    return text.replace("``", "")
 
 
 if __name__ == "__main__":  # pragma: no cover

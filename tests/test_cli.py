@@ -383,3 +383,26 @@ def test_cli_bad_usage_exits_2_with_usage(capsys):
         cli.main(["demo", "--preset", "huge"])
     assert exit_.value.code == 2
     assert "invalid choice: 'huge'" in capsys.readouterr().err
+
+
+def test_cli_version_prints_package_version(capsys):
+    import skface
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"skface {skface.__version__}"
+
+
+def test_cli_subcommand_unknown_option_prints_subcommand_usage(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["demo", "--bogus"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: skface demo") and "unrecognized arguments: --bogus" in err
+
+
+def test_cli_help_has_no_rst_markup(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "``" not in capsys.readouterr().out
