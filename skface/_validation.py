@@ -451,8 +451,9 @@ class RawImages:
             self._file.read(rows, out)
         return out
 
-    def blocks(self, max_bytes=_BLOCK_BYTES):
+    def blocks(self, max_bytes=None):
         """(start, rows) over all the images, unconverted, about ``max_bytes`` at a time."""
+        max_bytes = _BLOCK_BYTES if max_bytes is None else max_bytes
         step = max(1, max_bytes // max(1, self.nbytes // max(1, len(self))))
         for start in range(0, len(self), step):
             yield start, self.read(slice(start, start + step))

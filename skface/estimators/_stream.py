@@ -142,8 +142,9 @@ class DeviceImages:
             x = convert_images(x, self.size, self.channels)
         return x
 
-    def blocks(self, batch_size=_BLOCK):
-        """The converted images in order, ``batch_size`` at a time."""
+    def blocks(self, batch_size=None):
+        """The converted images in order, ``batch_size`` (default 1024) at a time."""
+        batch_size = batch_size or _BLOCK
         for start in range(0, len(self), batch_size):
             yield self[start : start + batch_size]
 
@@ -210,8 +211,9 @@ def channel_stats(images):
         # Squares about the float32-rounded mean, accumulated in float64 and
         # corrected to the exact mean: no float64 copy of the block.
         centre = block_mean.astype(np.float32)
-        block_m2 = (np.square(block - centre[:, None, None]).sum(axis=(0, 2, 3), dtype=np.float64)
-                    - n * (block_mean - centre) ** 2)
+        deviations = block - centre[:, None, None]
+        np.square(deviations, out=deviations)
+        block_m2 = deviations.sum(axis=(0, 2, 3), dtype=np.float64) - n * (block_mean - centre) ** 2
         delta = block_mean - mean
         total = count + n
         mean = mean + delta * (n / total)
