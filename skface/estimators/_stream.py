@@ -10,8 +10,14 @@ from .._validation import RawImages
 __all__ = ["DeviceImages", "channel_stats", "device_images", "fit_standardize"]
 
 # Rows converted per block when a pass over all the images is made in one go
-# (statistics, a whole-set load): bounded memory, whatever the size of the set.
+# (statistics, a whole-set load): at most _BLOCK rows of at most _BLOCK_BYTES as
+# float32, so memory is bounded whatever the size of the set or of its images.
 _BLOCK = 1024
+_BLOCK_BYTES = 32 << 20
+
+
+def _block_rows(raw):
+    return max(1, min(_BLOCK, _BLOCK_BYTES // (4 * int(np.prod(raw.image_shape)))))
 
 
 def _on_cuda(device):
@@ -130,21 +136,21 @@ class DeviceImages:
         from ._base import convert_images
 
         height, width, channels = self.raw.image_shape
-        x = batch.reshape(len(batch), height, width, channels).float()
-        if self.raw.dtype == np.uint8:
-            x = x / 255  # as check_images divides: the same float32 values
-        x = x.permute(0, 3, 1, 2)
+        x = batch.reshape(len(batch), height, width, channels).permute(0, 3, 1, 2)
         # NHWC memory is channels_last already (what CUDA nets want); on the CPU
-        # plain NCHW, as the whole-set path gives.
+        # plain NCHW, as the whole-set path gives. The layout is changed on the
+        # caller's dtype, before the float32 conversion: one float32 batch made.
         x = x.contiguous(memory_format=torch.channels_last if _on_cuda(self.device)
-                         else torch.contiguous_format)
+                         else torch.contiguous_format).float()
+        if self.raw.dtype == np.uint8:
+            x.div_(255)  # as check_images divides: the same float32 values
         if self.converts:
             x = convert_images(x, self.size, self.channels)
         return x
 
     def blocks(self, batch_size=None):
-        """The converted images in order, ``batch_size`` (default 1024) at a time."""
-        batch_size = batch_size or _BLOCK
+        """The converted images in order, ``batch_size`` (default: a bounded block) at a time."""
+        batch_size = batch_size or _block_rows(self.raw)
         for start in range(0, len(self), batch_size):
             yield self[start : start + batch_size]
 
@@ -201,7 +207,8 @@ def channel_stats(images):
         return (images.mean(axis=(0, 2, 3), dtype=np.float64),
                 images.std(axis=(0, 2, 3), dtype=np.float64))
     if isinstance(images, RawImages):
-        blocks = (images[start : start + _BLOCK] for start in range(0, len(images), _BLOCK))
+        step = _block_rows(images)
+        blocks = (images[start : start + step] for start in range(0, len(images), step))
     else:
         blocks = (x.detach().cpu().numpy() for x in images.blocks())
     count, mean, m2 = 0, 0.0, 0.0
