@@ -22,8 +22,8 @@ mapping, so the pages the kernel caches for the file are the system's, not
 the process's (RssFile stays small); a read through the mapping would count
 every touched page in RSS until reclaimed.
 
-    SKFACE_DATA=/work/shared/data python bench/memmap.py      # 3 GB of 128x128 RGB faces
-    python bench/memmap.py --malloc threshold                 # with MALLOC_MMAP_THRESHOLD_
+    SKFACE_DATA=/work/shared/data python bench/memmap.py      # 3 GB of 128x128 faces, ~2.5 min
+    python bench/memmap.py --malloc both                      # and with MALLOC_MMAP_THRESHOLD_, ~5 min
     python bench/memmap.py --gb 0.3 --small 1000              # a quicker run
 """
 

@@ -318,3 +318,21 @@ def test_device_images_float_array_is_whole_tensor():
     images = check_images(_uint8_faces(4))[0]
     x = device_images(images, "cpu", size=(8, 8), channels=1)
     assert isinstance(x, torch.Tensor) and x.shape == (4, 1, 8, 8)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_deviceimages_cuda_pinned_batches_match_resident(faces):
+    """Rows read into the pinned buffers (two in turn) give the resident batches."""
+    X, mapped, _ = faces
+    streamed = DeviceImages(_raw(mapped)[0], "cuda", size=(12, 12))
+    resident = DeviceImages(_raw(X)[0], "cuda", size=(12, 12))
+    assert streamed._data is None and resident._data is not None
+    order = torch.randperm(_N, generator=torch.Generator().manual_seed(0))
+    for start in range(0, _N, 10):  # more batches than buffers, the last one shorter
+        index = order[start : start + 10]
+        a, b = streamed[index], resident[index]
+        assert a.is_cuda and a.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(a, b)
+    expected = torch.from_numpy(check_images(X)[0])
+    assert torch.equal(DeviceImages(_raw(mapped)[0], "cuda")[order[:7]].cpu(),
+                       expected[order[:7]])
