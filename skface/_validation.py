@@ -421,6 +421,10 @@ class RawImages:
         """Whether the rows live in a memory-mapped file rather than in memory."""
         return _mapping(self.array) is not None
 
+    def nhwc(self):
+        """The caller's images as ``(n, H, W, C)``, unconverted (a view where numpy can)."""
+        return self.array.reshape(len(self), *self.image_shape)
+
     def read(self, index, out=None):
         """Rows ``index`` unconverted, as ``(len(index), H, W, C)`` in the caller's dtype.
 

@@ -193,6 +193,10 @@ _ESTIMATORS = {
     "keypoints_pretrained": (lambda: KeypointRegressor(
         layer_channels=(4, 8), convs_per_layer=1, pretrain="sdae", pretrain_epochs=1,
         max_epochs=1, batch_size=16, flip_pairs=None, random_state=0), "points", "predict"),
+    "keypoints_pretrained_resized": (lambda: KeypointRegressor(
+        layer_channels=(4, 8), convs_per_layer=1, pretrain="sdae", pretrain_epochs=1,
+        input_size=12, color=False, max_epochs=1, batch_size=16, flip_pairs=None,
+        random_state=0), "points", "predict"),
     "embedder": (lambda: CenterLossEmbedder(backbone="small_cnn",
                                             backbone_params={"width": 4}, embedding_dim=8,
                                             max_epochs=2, batch_size=16, random_state=0),
@@ -226,7 +230,8 @@ def test_estimator_memmap_fit_identical_to_in_memory(faces, tmp_path, name):
     assert _file_hash(tmp_path / "faces.npy") == before
 
 
-@pytest.mark.parametrize("name", ["sdae_classifier", "keypoints", "embedder"])
+@pytest.mark.parametrize("name", ["sdae_classifier", "keypoints",
+                                  "keypoints_pretrained_resized", "embedder"])
 def test_estimator_uint8_fit_matches_float_fit(faces, name):
     """uint8 trains as its float32 division by 255 did; the batch statistics are
     summed in float64 blocks instead of over the whole float32 tensor, so

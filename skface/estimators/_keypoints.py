@@ -579,9 +579,11 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
             if isinstance(x, torch.Tensor):
                 encoder.fit(x.permute(0, 2, 3, 1).float().cpu().numpy())
             else:
-                # The caller's uint8 or memory-mapped images when unresized:
-                # the encoder streams them too.
-                encoder.fit(x.nhwc())
+                # The caller's uint8 or memory-mapped images, which the encoder
+                # streams too, resized and converted batch by batch as here.
+                encoder.set_params(input_size=x.size,
+                                   color=None if x.channels is None else x.channels == 3)
+                encoder.fit(x.raw.nhwc())
         elif encoder.n_channels_ != self.n_channels_:
             raise ValueError(
                 f"The encoder encodes {encoder.n_channels_}-channel images but the regressor "

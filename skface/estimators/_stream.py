@@ -73,7 +73,7 @@ class DeviceImages:
             resident = not raw.streamed
         self._data = None
         if resident:
-            array = raw.array.reshape(n, *raw.image_shape)  # a view for contiguous arrays
+            array = raw.nhwc()  # a view for contiguous arrays
             with warnings.catch_warnings():
                 # The caller's read-only array is only ever read.
                 warnings.simplefilter("ignore", UserWarning)
@@ -153,16 +153,6 @@ class DeviceImages:
         batch_size = batch_size or _block_rows(self.raw)
         for start in range(0, len(self), batch_size):
             yield self[start : start + batch_size]
-
-    def nhwc(self):
-        """The images as an estimator's ``fit`` takes them, without a whole float copy.
-
-        The caller's images (unconverted) when neither size nor channels
-        change; else the converted ones in memory, float32 ``(n, H, W, C)``.
-        """
-        if not self.converts:
-            return self.raw.array.reshape(len(self), *self.raw.image_shape)
-        return torch.cat([x.permute(0, 2, 3, 1).float().cpu() for x in self.blocks()]).numpy()
 
 
 def device_images(images, device, size=None, channels=None):
