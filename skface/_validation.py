@@ -1,5 +1,6 @@
 """Image input validation: the one path from user arrays to float32 NCHW."""
 
+import mmap
 import os
 from typing import NamedTuple
 
@@ -12,6 +13,7 @@ from ._warnings import warn_at_caller
 __all__ = [
     "ImageInputMixin",
     "ImageLayout",
+    "RawImages",
     "check_fitted_shape",
     "check_images",
     "check_targets",
@@ -231,14 +233,27 @@ def check_images(X, *, image_shape=None, fitted_shape=None, spatial=False, estim
 
 
 class _Scale(NamedTuple):
-    """The scale of a batch: its kind (see ``ImageInputMixin``) and largest raw value."""
+    """The scale of a batch: its kind (see ``ImageInputMixin``) and largest raw value.
+
+    ``high`` is None for uint8 images left unconverted (:class:`RawImages`),
+    whose kind is known from the dtype: the largest value is then read from
+    ``raw``, a pass over the data, only when a warning depends on it.
+    """
 
     kind: str
     high: float
+    raw: object = None
+
+    def largest(self):
+        return float(self.raw.max()) if self.high is None else self.high
 
 
-def _check_images(X, *, image_shape, fitted_shape, spatial, estimator):
-    """:func:`check_images`, plus the batch's :class:`_Scale`."""
+def _check_images(X, *, image_shape, fitted_shape, spatial, estimator, raw=False):
+    """:func:`check_images`, plus the batch's :class:`_Scale`.
+
+    With ``raw``, uint8 images and memory-mapped arrays come back as
+    :class:`RawImages` (the caller's array, unconverted) instead of float32.
+    """
     name = _name(estimator)
     X = _as_array(X)
     image_shape = _check_image_shape(image_shape)
@@ -284,6 +299,14 @@ def _check_images(X, *, image_shape, fitted_shape, spatial, estimator):
         check_fitted_shape(shape, fitted_shape, estimator=name)
 
     out_dtype = np.dtype(np.float64 if X.dtype == np.float64 else np.float32)
+    layout = ImageLayout(kind, tuple(int(s) for s in shape), out_dtype)
+    if raw and (X.dtype == np.uint8 or _mapping(X) is not None):
+        images = RawImages(X, layout.shape)
+        if X.dtype == np.uint8:
+            # No pass over the data: NaN cannot occur and the scale is the dtype's.
+            return images, layout, _Scale("uint8", None, images)
+        low, high = images.min_max()  # in chunks, the NaN check included
+        return images, layout, _scale_of(low, high)
     if X.dtype == np.uint8:
         images = X.astype(np.float32)
         images /= 255.0
@@ -294,23 +317,239 @@ def _check_images(X, *, image_shape, fitted_shape, spatial, estimator):
         # finiteness check: no boolean array of the batch's size.
         low, high = float(images.min()), float(images.max())
         if not (np.isfinite(low) and np.isfinite(high)):
-            bad = int((~np.isfinite(images.reshape(len(images), -1))).any(axis=1).sum())
-            raise ValueError(
-                f"Input X contains NaN or infinity in {bad} of {len(images)} image(s); "
-                "remove or impute those values first."
-            )
-        if low < 0:
-            scale = _Scale("other", high)
-        elif high <= _UNIT_MAX:
-            scale = _Scale("unit", high)
-        else:
-            scale = _Scale("0-255" if high > _BYTE_MIN else "other", high)
+            raise _not_finite(int(_count_not_finite(images)), len(images))
+        scale = _scale_of(low, high)
+    return _to_nchw(images, shape), layout, scale
 
+
+def _not_finite(bad, n):
+    return ValueError(
+        f"Input X contains NaN or infinity in {bad} of {n} image(s); "
+        "remove or impute those values first."
+    )
+
+
+def _count_not_finite(images):
+    return (~np.isfinite(images.reshape(len(images), -1))).any(axis=1).sum()
+
+
+def _scale_of(low, high):
+    if low < 0:
+        return _Scale("other", high)
+    if high <= _UNIT_MAX:
+        return _Scale("unit", high)
+    return _Scale("0-255" if high > _BYTE_MIN else "other", high)
+
+
+def _to_nchw(images, shape):
+    """float32 rows of images of ``shape`` (H, W, C) as C-contiguous (n, C, H, W)."""
     height, width, channels = shape
     images = images.reshape(len(images), height, width, channels)
     # NHWC -> NCHW; a free view for grey images.
-    images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
-    return images, ImageLayout(kind, tuple(int(s) for s in shape), out_dtype), scale
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+
+
+def _mapping(array):
+    """The ``np.memmap`` an array views (its own or a base's), or None for in-memory data."""
+    while array is not None:
+        if isinstance(array, np.memmap) and getattr(array, "_mmap", None) is not None:
+            return array
+        if isinstance(array, mmap.mmap):
+            return array
+        array = getattr(array, "base", None)
+    return None
+
+
+# Rows read per block when RawImages passes over all the data (checks, statistics,
+# hashes): about 64 MB at a time, whatever the size of the set.
+_BLOCK_BYTES = 64 << 20
+
+
+class RawImages:
+    """Validated images left as the caller gave them, converted batch by batch.
+
+    What :func:`check_images` returns, float32 ``(n, C, H, W)`` (uint8
+    divided by 255), without making it whole: estimators read batches of
+    rows (``images[index]``, or :meth:`read` for the unconverted values) so
+    that uint8 sets stay 4x smaller than as floats, and memory-mapped ones
+    stay on disk. Rows of a file-backed ``np.memmap`` (or ``np.load(...,
+    mmap_mode="r")``) are read with ``os.preadv`` from the file, not through
+    the mapping: pages touched through a mapping count in the process's
+    resident memory until the kernel reclaims them, so a pass over a set
+    larger than RAM would look like (and compete with) a process that holds
+    it all. The caller's array is never written to or copied whole.
+
+    Parameters
+    ----------
+    array : ndarray of shape (n, H, W), (n, H, W, C) or (n, H*W*C)
+        Validated images, uint8 or another numeric dtype.
+    image_shape : tuple of int (H, W, C)
+
+    Attributes
+    ----------
+    shape : tuple of int (n, C, H, W)
+        The shape of the converted images.
+    dtype : numpy dtype
+        The dtype of ``array``.
+    scale : float
+        What the values are multiplied by: 1/255 for uint8, else 1.
+    """
+
+    def __init__(self, array, image_shape):
+        self.array = array
+        self.image_shape = tuple(int(s) for s in image_shape)
+        height, width, channels = self.image_shape
+        self.shape = (len(array), channels, height, width)
+        self.dtype = array.dtype
+        self.scale = 1 / 255 if array.dtype == np.uint8 else 1.0
+        self._file = _file_rows(array, int(np.prod(self.image_shape)) * array.dtype.itemsize)
+
+    def __len__(self):
+        return self.shape[0]
+
+    @property
+    def ndim(self):
+        return 4
+
+    @property
+    def nbytes(self):
+        """Bytes of the caller's data (not of its float32 conversion)."""
+        return len(self) * int(np.prod(self.image_shape)) * self.dtype.itemsize
+
+    @property
+    def streamed(self):
+        """Whether the rows live in a memory-mapped file rather than in memory."""
+        return _mapping(self.array) is not None
+
+    def nhwc(self):
+        """The caller's images as ``(n, H, W, C)``, unconverted (a view where numpy can)."""
+        return self.array.reshape(len(self), *self.image_shape)
+
+    def read(self, index, out=None):
+        """Rows ``index`` unconverted, as ``(len(index), H, W, C)`` in the caller's dtype.
+
+        Parameters
+        ----------
+        index : slice or array-like of int
+            Rows, in the order wanted (any order; repeats allowed).
+        out : ndarray of shape (len(index), H, W, C), default=None
+            C-contiguous buffer to read into (a pinned one, for CUDA).
+
+        Returns
+        -------
+        rows : ndarray
+            ``out`` when given, else a new array.
+        """
+        rows = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+        rows = rows.astype(np.int64, copy=False).reshape(-1)
+        if len(rows) and (rows.min() < -len(self) or rows.max() >= len(self)):
+            raise IndexError(f"row index out of range for {len(self)} images")
+        rows = np.where(rows < 0, rows + len(self), rows)
+        if out is None:
+            out = np.empty((len(rows), *self.image_shape), self.dtype)
+        if self._file is None:
+            # In memory: numpy's gather (for a mapping that cannot be read as a
+            # file, through the mapping).
+            np.take(self.array, rows, axis=0, out=out.reshape(len(rows), *self.array.shape[1:]))
+        else:
+            self._file.read(rows, out)
+        return out
+
+    def blocks(self, max_bytes=None):
+        """(start, rows) over all the images, unconverted, about ``max_bytes`` at a time."""
+        max_bytes = _BLOCK_BYTES if max_bytes is None else max_bytes
+        step = max(1, max_bytes // max(1, self.nbytes // max(1, len(self))))
+        for start in range(0, len(self), step):
+            yield start, self.read(slice(start, start + step))
+
+    def __getitem__(self, index):
+        """Rows ``index`` converted: float32 ``(n, C, H, W)`` as :func:`check_images` gives."""
+        rows = self.read(index)
+        images = rows.astype(np.float32)
+        if self.dtype == np.uint8:
+            images /= 255.0
+        return _to_nchw(images, self.image_shape)
+
+    def __array__(self, dtype=None, copy=None):
+        """All the images converted (the whole set in memory: for small sets only)."""
+        images = self[slice(None)]
+        return images if dtype is None else images.astype(dtype, copy=False)
+
+    def max(self):
+        """Largest unconverted value, read block by block."""
+        return max(float(rows.max()) for _, rows in self.blocks())
+
+    def min_max(self):
+        """Smallest and largest unconverted value; a ValueError for NaN or infinity."""
+        low, high, bad = np.inf, -np.inf, 0
+        for _, rows in self.blocks():
+            block_low, block_high = float(rows.min()), float(rows.max())
+            if not (np.isfinite(block_low) and np.isfinite(block_high)):
+                bad += int(_count_not_finite(rows))
+            low, high = min(low, block_low), max(high, block_high)
+        if bad:
+            raise _not_finite(bad, len(self))
+        return low, high
+
+
+class _FileRows:
+    """Rows of a memory-mapped array read from its file with ``os.preadv``.
+
+    ``first`` is the file position of row 0 and ``stride`` the distance
+    between rows; each row is ``row_bytes`` contiguous bytes.
+    """
+
+    def __init__(self, filename, first, stride, row_bytes):
+        self.filename, self.first, self.stride, self.row_bytes = filename, first, stride, row_bytes
+
+    def read(self, rows, out):
+        if not out.flags.c_contiguous or out.nbytes != len(rows) * self.row_bytes:
+            raise ValueError("out must be a C-contiguous buffer of len(rows) rows")
+        buffer = memoryview(out.reshape(-1).view(np.uint8))
+        size = self.row_bytes
+        fd = os.open(self.filename, os.O_RDONLY)
+        try:
+            i = 0
+            while i < len(rows):
+                # One call per run of consecutive rows (all of a slice; after a
+                # shuffle, mostly single rows).
+                j = i + 1
+                if self.stride == size:
+                    while j < len(rows) and rows[j] == rows[j - 1] + 1:
+                        j += 1
+                want = (j - i) * size
+                got = os.preadv(fd, [buffer[i * size : j * size]],
+                                self.first + int(rows[i]) * self.stride)
+                if got != want:
+                    raise OSError(
+                        f"{self.filename} ended while reading image {int(rows[i])}: the "
+                        "file is shorter than the memory-mapped array (truncated since?)."
+                    )
+                i = j
+        finally:
+            os.close(fd)
+
+
+def _file_rows(array, row_bytes):
+    """A :class:`_FileRows` for an array viewing a file mapping, or None.
+
+    None for in-memory arrays, for mappings without a file name, for
+    copy-on-write mappings (their pages may differ from the file), and for
+    rows that are not contiguous: those are read through the mapping.
+    """
+    memmap = _mapping(array)
+    if not isinstance(memmap, np.memmap) or not hasattr(os, "preadv"):
+        return None
+    if memmap.filename is None or memmap.mode == "c" or len(array) == 0:
+        return None
+    row = array[0]
+    if not row.flags.c_contiguous or array.strides[0] < row_bytes:
+        return None
+    # np.memmap maps from the offset rounded down to the allocation granularity.
+    start = memmap.offset - memmap.offset % mmap.ALLOCATIONGRANULARITY
+    base = np.frombuffer(memmap._mmap, np.uint8).ctypes.data
+    first = start + (array.ctypes.data - base)
+    return _FileRows(memmap.filename, first, array.strides[0], row_bytes)
 
 
 def check_fitted_shape(shape, fitted_shape, *, estimator=None):
@@ -474,8 +713,12 @@ class ImageInputMixin:
         """The ``image_shape`` that reads flat rows (a hook: heads fall back on their encoder's)."""
         return self.image_shape
 
-    def _validate_images(self, X, *, reset, any_size=False):
+    def _validate_images(self, X, *, reset, any_size=False, raw=False):
         """Images as float32 (n, C, H, W) and the caller's layout.
+
+        With ``raw``, uint8 images and memory-mapped arrays come back as
+        :class:`RawImages`, unconverted (for estimators that read them in
+        batches).
 
         With ``reset`` the image shape, ``n_features_in_`` (and
         ``feature_names_in_`` for DataFrames) and ``input_scale_`` are
@@ -492,7 +735,7 @@ class ImageInputMixin:
             image_shape = fitted_shape = None
         images, layout, scale = _check_images(
             X, image_shape=image_shape, fitted_shape=fitted_shape,
-            spatial=_is_spatial(self), estimator=self,
+            spatial=_is_spatial(self), estimator=self, raw=raw,
         )
         if layout.kind == "flat":
             # Feature names and n_features_in_ the scikit-learn way, for DataFrames.
@@ -515,11 +758,14 @@ class ImageInputMixin:
         # Models fitted before input_scale_ existed have none to compare with.
         fitted = getattr(self, "input_scale_", None)
         seen, now = _SCALE_SEEN.get(fitted), _SCALE_SEEN.get(scale.kind)
-        if seen is None or now is None or seen == now or scale.high == 0:
+        if seen is None or now is None or seen == now:
+            return
+        high = scale.largest()
+        if high == 0:
             return
         _warn_at_caller(
             f"{type(self).__name__} was fitted on {_SCALE_WORDS[fitted]}, but X holds "
-            f"{_SCALE_WORDS[scale.kind]} (largest value {scale.high:.4g}): the model sees "
+            f"{_SCALE_WORDS[scale.kind]} (largest value {high:.4g}): the model sees "
             f"them on a scale about 255 times {'larger' if now == '0-255' else 'smaller'} "
             f"than in training, and its output is meaningless. "
             f"{_scale_advice(fitted, scale.kind)}"

@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from skorch import NeuralNet
 from skorch.callbacks import Callback, LRScheduler
 
-from .._validation import ImageInputMixin
+from .._validation import ImageInputMixin, RawImages
 from ..parallel import _distributed
 from ._checkpoint import (
     CheckpointReader,
@@ -59,7 +59,17 @@ def seeded(seed, device):
 
 
 def to_tensor(array, device):
-    """A float32 tensor on ``device``; NCHW images go channels_last on CUDA."""
+    """A float32 tensor on ``device``; NCHW images go channels_last on CUDA.
+
+    :class:`~skface._validation.RawImages` are converted on the device, in
+    blocks (the whole set ends on the device as float32: for small sets;
+    training reads them batch by batch, see :mod:`._stream`).
+    """
+    if isinstance(array, RawImages):
+        from ._stream import DeviceImages
+
+        images = DeviceImages(array, device, resident=False)
+        return torch.cat(list(images.blocks()))
     if not array.flags.writeable:
         array = array.copy()  # torch warns on read-only buffers (memmaps)
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
@@ -111,10 +121,15 @@ def convert_images(x, size=None, channels=None):
 class TensorBatches:
     """skorch iterator over in-memory tensors: one index per batch, no per-sample work.
 
+    ``X`` may also be a :class:`~skface.estimators._stream.DeviceImages`,
+    which makes each batch from its rows (a uint8 or memory-mapped set):
+    the shuffling order, drawn on the CPU either way, is the same, so a
+    streamed fit sees the batches an in-memory one does.
+
     Parameters
     ----------
     dataset : skorch.dataset.Dataset
-        Holding tensors ``X`` and ``y`` (or ``y=None``).
+        Holding tensors ``X`` (or a ``DeviceImages``) and ``y`` (or ``y=None``).
     batch_size : int
     shuffle : bool, default=False
     generator : torch.Generator, default=None
@@ -132,10 +147,12 @@ class TensorBatches:
 
     def __iter__(self):
         n = len(self.X)
+        # DeviceImages gather their rows on the host: the order stays there.
+        device = self.X.device if isinstance(self.X, torch.Tensor) else "cpu"
         if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(self.X.device)
+            order = torch.randperm(n, generator=self.generator).to(device)
         else:
-            order = torch.arange(n, device=self.X.device)
+            order = torch.arange(n, device=device)
         for start in range(0, n, self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.X[index], (None if self.y is None else self.y[index])
@@ -581,7 +598,16 @@ class FaceEstimatorMixin(ImageInputMixin):
     @staticmethod
     @torch.no_grad()
     def _apply_batched(fn, X, *, device, batch_size=1024):
-        """``fn`` over batches of ``X`` (ndarray or tensor) on ``device``; float32 ndarray out."""
+        """``fn`` over batches of ``X`` on ``device``; float32 ndarray out.
+
+        ``X`` is an ndarray, a tensor, or :class:`~skface._validation.RawImages`
+        (read and converted batch by batch: a memory-mapped set is never
+        loaded whole).
+        """
+        if isinstance(X, RawImages):
+            from ._stream import DeviceImages
+
+            X = DeviceImages(X, device, resident=False)
         out = []
         for start in range(0, len(X), batch_size):
             batch = X[start : start + batch_size]

@@ -172,6 +172,13 @@ def fingerprint(estimator, *arrays):
         if array is None:
             digest.update(b"none")
             continue
+        if hasattr(array, "blocks") and hasattr(array, "read"):
+            # RawImages (uint8 or memory-mapped): the caller's values, block by
+            # block, never the whole set at once.
+            digest.update(f"raw{array.dtype.str}{array.shape}".encode())
+            for _, block in array.blocks():
+                digest.update(memoryview(np.ascontiguousarray(block)).cast("B"))
+            continue
         if isinstance(array, torch.Tensor):
             array = array.detach().cpu().numpy()
         array = np.ascontiguousarray(array)

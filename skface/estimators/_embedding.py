@@ -17,7 +17,8 @@ from ..backbones import build_backbone
 from ..nn.augment import center_crop, random_crop, random_flip
 from ..nn.heads import ScaledLinearHead
 from ..nn.losses import SoftmaxCenterLoss
-from ._base import FaceEstimatorMixin, FaceNet, autocast, on_cuda, one_cycle, seeded, to_tensor
+from ._base import FaceEstimatorMixin, FaceNet, autocast, on_cuda, one_cycle, seeded
+from ._stream import channel_stats, device_images
 
 __all__ = ["CenterLossEmbedder"]
 
@@ -371,7 +372,7 @@ class CenterLossEmbedder(
             )
         continuing = self.warm_start and hasattr(self, "net_")
         device = self.device_ if continuing else self._check_common_params()
-        images, _ = self._validate_images(X, reset=not continuing)
+        images, _ = self._validate_images(X, reset=not continuing, raw=True)
         y = check_targets(y, len(images), estimator=self)
         if y.ndim == 2 and y.shape[1] == 1:
             y = np.ravel(y)
@@ -409,7 +410,7 @@ class CenterLossEmbedder(
                 classes, y_index = np.unique(y, return_inverse=True)
                 net, dim = self._build_net(images, len(classes), backbone_params, net_seed)
                 self.net_, self.classes_, self.embedding_dim_ = net, classes, dim
-            x = to_tensor(images, self.device_)
+            x = device_images(images, self.device_)
             targets = torch.as_tensor(y_index, dtype=torch.long, device=self.device_)
             self._train_stage(self.net_, x, targets, checkpoints=checkpoints, stage="train",
                               epochs=self.max_epochs)
@@ -429,8 +430,7 @@ class CenterLossEmbedder(
         backbone = dict(backbone=self.backbone, in_channels=channels,
                         embedding_dim=self.embedding_dim, backbone_params=backbone_params)
         dim = self._probe_dim(backbone, images)
-        mean = images.mean(axis=(0, 2, 3), dtype=np.float64)
-        std = images.std(axis=(0, 2, 3), dtype=np.float64)
+        mean, std = channel_stats(images)
         net = self._make_net(
             _EmbeddingModule,
             desc="CenterLossEmbedder",
@@ -535,7 +535,7 @@ class CenterLossEmbedder(
             Rows of unit L2 norm; float64 for float64 input, else float32.
         """
         check_is_fitted(self)
-        images, layout = self._validate_images(X, reset=False)
+        images, layout = self._validate_images(X, reset=False, raw=True)
         self.net_.module_.eval()
         # A model fitted on CUDA and unpickled on a CPU-only machine runs on the CPU:
         # skorch moved the net there.

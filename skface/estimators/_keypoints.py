@@ -33,6 +33,7 @@ from ._base import (
 )
 from ._encoder import check_encoder, is_fitted
 from ._sdae import ConvSDAEFeatures
+from ._stream import device_images, fit_standardize
 
 __all__ = ["KeypointRegressor"]
 
@@ -487,7 +488,7 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
         size = self._check_params()
         encoder = self._check_encoder()
         self.device_ = self._check_common_params()
-        images, _ = self._validate_images(X, reset=True)
+        images, _ = self._validate_images(X, reset=True, raw=True)
         keypoints, self._flat_columns = _check_keypoints(y, len(images), self)
         self.n_keypoints_ = keypoints.shape[1]
         self.flip_pairs_, perm = self._resolve_flip_pairs(self.n_keypoints_)
@@ -528,7 +529,7 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
             )
             self.net_.initialize()
             if trunk is None:
-                self.net_.module_.trunk[0].fit(x)  # the pixel standardisation
+                fit_standardize(self.net_.module_.trunk[0], x)  # the pixel standardisation
             else:
                 # A copy of the encoder's weights: training never changes the encoder.
                 self.net_.module_.trunk.load_state_dict(trunk.state_dict)
@@ -540,13 +541,13 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
         self.net_.module_.eval()
         return self
 
-    def _load(self, images, device, batch_size=1024):
-        """NCHW ndarray -> float32 tensor on ``device`` at the model's size and channels."""
-        return torch.cat([
-            convert_images(to_tensor(images[i : i + batch_size], device), self.input_size_,
-                           self.n_channels_)
-            for i in range(0, len(images), batch_size)
-        ])
+    def _load(self, images, device):
+        """Validated images -> float32 (n, C, H, W) on ``device`` at the model's size and channels.
+
+        A tensor, or for uint8 and memory-mapped input a ``DeviceImages``
+        that converts batch by batch.
+        """
+        return device_images(images, device, self.input_size_, self.n_channels_)
 
     def _trunk_kwargs(self):
         return dict(
@@ -577,7 +578,14 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
             )
             if self.checkpoint is not None and encoder.checkpoint is None:
                 encoder.set_params(checkpoint=os.path.join(self.checkpoint, "encoder"))
-            encoder.fit(x.permute(0, 2, 3, 1).float().cpu().numpy())
+            if isinstance(x, torch.Tensor):
+                encoder.fit(x.permute(0, 2, 3, 1).float().cpu().numpy())
+            else:
+                # The caller's uint8 or memory-mapped images, which the encoder
+                # streams too, resized and converted batch by batch as here.
+                encoder.set_params(input_size=x.size,
+                                   color=None if x.channels is None else x.channels == 3)
+                encoder.fit(x.raw.nhwc())
         elif encoder.n_channels_ != self.n_channels_:
             raise ValueError(
                 f"The encoder encodes {encoder.n_channels_}-channel images but the regressor "
@@ -604,10 +612,10 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
             ndim = X.ndim
         if ndim == 2:
             # A flat row has no shape of its own: it is read in the fitted one.
-            images, _ = self._validate_images(X, reset=False)
+            images, _ = self._validate_images(X, reset=False, raw=True)
             return images
         # Any size, but warned like predict when the scale is not the fitted one.
-        images, _ = self._validate_images(X, reset=False, any_size=True)
+        images, _ = self._validate_images(X, reset=False, any_size=True, raw=True)
         return images
 
     def _relative(self, images):

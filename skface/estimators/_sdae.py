@@ -18,18 +18,22 @@ from .._params import check_choice, check_number, check_size
 from .._validation import restore_layout
 from ..nn.conv_dae import NOISE_KINDS, POOLINGS, ConvDAEStack, trunk_features
 from ..nn.trunk import ConvTrunk
-from ._base import FaceEstimatorMixin, FaceNet, autocast, convert_images, seeded, to_tensor
+from ._base import FaceEstimatorMixin, FaceNet, autocast, convert_images, seeded
 from ._encoder import Trunk
+from ._stream import device_images, fit_standardize
 
 __all__ = ["ConvSDAEFeatures", "load_images"]
 
 
-def load_images(images, size, channels, device, batch_size=1024):
-    """NCHW ndarray -> float32 tensor on ``device`` at a model's size and channels."""
-    return torch.cat([
-        convert_images(to_tensor(images[i : i + batch_size], device), size, channels)
-        for i in range(0, len(images), batch_size)
-    ])
+def load_images(images, size, channels, device):
+    """Validated images -> float32 (n, C, H, W) on ``device`` at a model's size and channels.
+
+    A tensor for float32 arrays; for uint8 or memory-mapped input
+    (:class:`~skface._validation.RawImages`) a
+    :class:`~skface.estimators._stream.DeviceImages` that converts batch by
+    batch.
+    """
+    return device_images(images, device, size, channels)
 
 
 class _DenoisingNet(FaceNet):
@@ -386,7 +390,7 @@ class ConvSDAEFeatures(
         """
         channels, size = self._check_params()
         self.device_ = self._check_common_params()
-        images, _ = self._validate_images(X, reset=True)
+        images, _ = self._validate_images(X, reset=True, raw=True)
         self.n_channels_ = images.shape[1] if self.color is None else (3 if self.color else 1)
         self.input_size_ = size or tuple(int(s) for s in images.shape[-2:])
 
@@ -402,7 +406,7 @@ class ConvSDAEFeatures(
                 batch_size=self.batch_size, optimizer=torch.optim.Adam,
             )
             net.initialize()
-            net.module_.standardize.fit(x)
+            fit_standardize(net.module_.standardize, x)
             histories = []
             stages = [(i, self.pretrain_epochs, f"layer {i + 1}/{len(channels)}")
                       for i in range(len(channels))]
@@ -501,7 +505,7 @@ class ConvSDAEFeatures(
             of the layers used and (h, w) is the highest one's grid;
             float64 for float64 input, else float32.
         """
-        images, layout = self._validate_images(X, reset=False)
+        images, layout = self._validate_images(X, reset=False, raw=True)
         features = self._apply_batched(self._features, images, device=self._device())
         return features.astype(layout.dtype, copy=False)
 
@@ -591,7 +595,7 @@ class ConvSDAEFeatures(
         -------
         reconstructions : ndarray of the same shape as ``X``
         """
-        images, layout = self._validate_images(X, reset=False)
+        images, layout = self._validate_images(X, reset=False, raw=True)
         recon = self._apply_batched(
             lambda x: self._decode_images(self._encode(x)), images, device=self._device()
         )

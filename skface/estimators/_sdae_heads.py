@@ -149,7 +149,7 @@ class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):
 
     def _outputs(self, X):
         """Head outputs (n, n_outputs), float64."""
-        images, _ = self._validate_images(X, reset=False)
+        images, _ = self._validate_images(X, reset=False, raw=True)
         module = self.net_.module_.eval()
 
         def forward(x):
@@ -268,7 +268,7 @@ class SDAEClassifier(ClassifierMixin, _SDAEHeadBase):
         self : SDAEClassifier
         """
         self.device_ = self._check_common_params()
-        images, _ = self._validate_images(X, reset=True)
+        images, _ = self._validate_images(X, reset=True, raw=True)
         y = column_or_1d(self._check_y(y, len(images)), warn=True)
         check_classification_targets(y)
         self.classes_, y_index = np.unique(y, return_inverse=True)
@@ -404,7 +404,7 @@ feature_names_in_, device_
         """
         check_choice("loss", self.loss, tuple(_REGRESSION_LOSSES))
         self.device_ = self._check_common_params()
-        images, _ = self._validate_images(X, reset=True)
+        images, _ = self._validate_images(X, reset=True, raw=True)
         y = check_array(
             self._check_y(y, len(images)), ensure_2d=False, dtype=np.float64,
             input_name="y",

@@ -1,5 +1,6 @@
 """Convolutional denoising autoencoder layers, their corruption, and the stack they form."""
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -160,6 +161,19 @@ class ChannelStandardize(nn.Module):
         self.mean.copy_(x.mean(dim=(0, 2, 3), keepdim=True))
         std = x.std(dim=(0, 2, 3), keepdim=True, unbiased=False)
         # A constant channel stays as it is rather than blowing up.
+        self.std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+        return self
+
+    @torch.no_grad()
+    def set_stats(self, mean, std):
+        """Set the statistics from per-channel ``mean`` and ``std`` arrays; returns self.
+
+        For statistics gathered in batches (sets streamed from disk); a
+        constant channel keeps a standard deviation of 1, as in :meth:`fit`.
+        """
+        mean = torch.as_tensor(np.asarray(mean, np.float32)).reshape(self.mean.shape)
+        std = torch.as_tensor(np.asarray(std, np.float32)).reshape(self.std.shape)
+        self.mean.copy_(mean)
         self.std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
         return self
 

@@ -1,0 +1,227 @@
+"""Training images as the nets see them, made batch by batch from uint8 or memory-mapped sets."""
+
+import warnings
+
+import numpy as np
+import torch
+
+from .._validation import RawImages
+
+__all__ = ["DeviceImages", "channel_stats", "device_images", "fit_standardize"]
+
+# Rows converted per block when a pass over all the images is made in one go
+# (statistics, a whole-set load): at most _BLOCK rows of at most _BLOCK_BYTES as
+# float32, so memory is bounded whatever the size of the set or of its images.
+_BLOCK = 1024
+_BLOCK_BYTES = 32 << 20
+
+
+def _block_rows(raw):
+    return max(1, min(_BLOCK, _BLOCK_BYTES // (4 * int(np.prod(raw.image_shape)))))
+
+
+def _on_cuda(device):
+    return torch.device(device).type == "cuda"
+
+
+class DeviceImages:
+    """Float32 ``(n, C, H, W)`` images on a device, converted batch by batch.
+
+    Stands in for the whole-set tensor that float input still becomes:
+    indexing it (``images[index]``, as :class:`~skface.estimators._base.
+    TensorBatches` does) gathers the rows from the caller's uint8 or
+    memory-mapped array, moves them to the device unconverted (uint8: 4x
+    less traffic than float32) and converts them there: divided by 255
+    (uint8), to NCHW (channels_last on CUDA), then to the model's size and
+    channels with :func:`~skface.estimators._base.convert_images`. The
+    values are those of the whole-set path, batch for batch.
+
+    In-memory uint8 images are put on a CUDA device once, unconverted
+    (``resident``; on the CPU they are the caller's array itself); rows of
+    a memory-mapped array are read per batch into a pinned host buffer
+    (two, used in turn, so that reading one batch overlaps the copy of the
+    last) and copied with ``non_blocking=True``.
+
+    Parameters
+    ----------
+    raw : RawImages
+        Validated images.
+    device : str or torch.device
+    size : (int, int), default=None
+        Output (height, width); None keeps the images' size.
+    channels : {1, 3}, default=None
+        Output channels; None keeps the images'.
+    resident : bool, default=None
+        Keep the whole unconverted set on the device. None: for in-memory
+        arrays, not for memory-mapped ones.
+
+    Attributes
+    ----------
+    shape : tuple of int (n, C, H, W)
+        Of the converted images.
+    device : torch.device
+    """
+
+    def __init__(self, raw, device, size=None, channels=None, resident=None):
+        self.raw = raw
+        self.device = torch.device(device)
+        n, c, h, w = raw.shape
+        self.size = None if size is None or tuple(size) == (h, w) else tuple(int(s) for s in size)
+        self.channels = None if channels is None or channels == c else int(channels)
+        self.shape = (n, self.channels or c, *(self.size or (h, w)))
+        if resident is None:
+            resident = not raw.streamed
+        self._data = None
+        if resident:
+            array = raw.nhwc()  # a view for contiguous arrays
+            with warnings.catch_warnings():
+                # The caller's read-only array is only ever read.
+                warnings.simplefilter("ignore", UserWarning)
+                data = torch.from_numpy(np.ascontiguousarray(array))
+            self._data = data.to(self.device)
+        self._pinned = []  # (buffer, event) pairs, used in turn
+        self._turn = 0
+
+    def __len__(self):
+        return self.shape[0]
+
+    @property
+    def ndim(self):
+        return 4
+
+    @property
+    def converts(self):
+        """Whether the size or channels change (else the rows are the caller's images)."""
+        return self.size is not None or self.channels is not None
+
+    def __getitem__(self, index):
+        if isinstance(index, torch.Tensor):
+            index = index.cpu().numpy() if self._data is None else index
+        if self._data is not None:
+            if not isinstance(index, slice):
+                index = torch.as_tensor(index, device=self.device)
+            return self._convert(self._data[index])
+        rows = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+        return self._convert(self._gather(rows.reshape(-1)))
+
+    def _gather(self, rows):
+        """Rows from the caller's array, unconverted, on the device."""
+        if not _on_cuda(self.device):
+            return torch.from_numpy(self.raw.read(rows))
+        buffer = self._buffer(len(rows))
+        self.raw.read(rows, out=buffer.numpy())
+        batch = buffer.to(self.device, non_blocking=True)
+        self._pinned[self._turn][1].record()  # the buffer is free again once this has run
+        self._turn = (self._turn + 1) % 2
+        return batch
+
+    def _buffer(self, n):
+        """A pinned host buffer for ``n`` rows, free of pending copies."""
+        if len(self._pinned) < 2 or len(self._pinned[self._turn][0]) < n:
+            shape = (max(n, 1), *self.raw.image_shape)
+            dtype = torch.from_numpy(np.empty(0, self.raw.dtype)).dtype
+            buffer = torch.empty(shape, dtype=dtype).pin_memory()
+            event = torch.cuda.Event()
+            if len(self._pinned) < 2:
+                self._pinned.append((buffer, event))
+            else:
+                self._pinned[self._turn][1].synchronize()
+                self._pinned[self._turn] = (buffer, event)
+        buffer, event = self._pinned[self._turn]
+        event.synchronize()  # the copy of the batch read into it two batches ago
+        return buffer[:n]
+
+    def _convert(self, batch):
+        """(b, H, W, C) rows in the caller's dtype -> float32 (b, C, H, W) at the model's size."""
+        from ._base import convert_images
+
+        height, width, channels = self.raw.image_shape
+        x = batch.reshape(len(batch), height, width, channels).permute(0, 3, 1, 2)
+        # NHWC memory is channels_last already (what CUDA nets want); on the CPU
+        # plain NCHW, as the whole-set path gives. The layout is changed on the
+        # caller's dtype, before the float32 conversion: one float32 batch made.
+        x = x.contiguous(memory_format=torch.channels_last if _on_cuda(self.device)
+                         else torch.contiguous_format).float()
+        if self.raw.dtype == np.uint8:
+            x.div_(255)  # as check_images divides: the same float32 values
+        if self.converts:
+            x = convert_images(x, self.size, self.channels)
+        return x
+
+    def blocks(self, batch_size=None):
+        """The converted images in order, ``batch_size`` (default: a bounded block) at a time."""
+        batch_size = batch_size or _block_rows(self.raw)
+        for start in range(0, len(self), batch_size):
+            yield self[start : start + batch_size]
+
+
+def device_images(images, device, size=None, channels=None):
+    """Validated images as a net trains on them: float32 (n, C, H, W) on ``device``.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, C, H, W) or RawImages
+        From ``_validate_images``.
+    device : str or torch.device
+    size : (int, int), default=None
+    channels : {1, 3}, default=None
+        As for :func:`~skface.estimators._base.convert_images`.
+
+    Returns
+    -------
+    images : Tensor or DeviceImages
+        The whole converted set for float32 arrays (as ever); a
+        :class:`DeviceImages` that converts batch by batch for
+        :class:`RawImages`.
+    """
+    if isinstance(images, RawImages):
+        return DeviceImages(images, device, size, channels)
+    from ._base import convert_images, to_tensor
+
+    return torch.cat([
+        convert_images(to_tensor(images[i : i + _BLOCK], device), size, channels)
+        for i in range(0, len(images), _BLOCK)
+    ])
+
+
+def channel_stats(images):
+    """Per-channel mean and standard deviation of (n, C, H, W) images, float64 ndarrays.
+
+    One pass in blocks over :class:`RawImages` or :class:`DeviceImages`
+    (the per-block moments combined as Chan et al. do, which is as stable
+    as two passes); numpy's on a whole array or tensor.
+    """
+    if isinstance(images, torch.Tensor):
+        images = images.detach().float().cpu().numpy()
+    if isinstance(images, np.ndarray):
+        return (images.mean(axis=(0, 2, 3), dtype=np.float64),
+                images.std(axis=(0, 2, 3), dtype=np.float64))
+    if isinstance(images, RawImages):
+        step = _block_rows(images)
+        blocks = (images[start : start + step] for start in range(0, len(images), step))
+    else:
+        blocks = (x.detach().cpu().numpy() for x in images.blocks())
+    count, mean, m2 = 0, 0.0, 0.0
+    for block in blocks:
+        n = block.shape[0] * block.shape[2] * block.shape[3]
+        block_mean = block.mean(axis=(0, 2, 3), dtype=np.float64)
+        # Squares about the float32-rounded mean, accumulated in float64 and
+        # corrected to the exact mean: no float64 copy of the block.
+        centre = block_mean.astype(np.float32)
+        deviations = block - centre[:, None, None]
+        np.square(deviations, out=deviations)
+        block_m2 = deviations.sum(axis=(0, 2, 3), dtype=np.float64) - n * (block_mean - centre) ** 2
+        delta = block_mean - mean
+        total = count + n
+        mean = mean + delta * (n / total)
+        m2 = m2 + block_m2 + delta**2 * (count * n / total)
+        count = total
+    return mean, np.sqrt(m2 / count)
+
+
+def fit_standardize(module, images):
+    """Fit a :class:`~skface.nn.conv_dae.ChannelStandardize` on a tensor or DeviceImages."""
+    if isinstance(images, torch.Tensor):
+        return module.fit(images)
+    mean, std = channel_stats(images)
+    return module.set_stats(mean, std)
