@@ -34,6 +34,7 @@ ESTIMATORS = [
 # reference. UPPER_CASE constants are documented only when they carry a
 # ``#:`` doc comment, so they are not required here.
 API_MODULES = [
+    "skface.align",
     "skface.backbones",
     "skface.datasets",
     "skface.demo",
@@ -46,6 +47,7 @@ API_MODULES = [
     "skface.nn.heads",
     "skface.nn.keypoints",
     "skface.nn.losses",
+    "skface.nn.mtcnn",
     "skface.nn.nn4_small2",
     "skface.nn.small_cnn",
     "skface.nn.trunk",
