@@ -325,7 +325,7 @@ def main():
     parser.add_argument("--kp-epochs", type=int, default=60)
     parser.add_argument("--kp-lr", type=float, default=3e-3)
     parser.add_argument("--size", type=int, default=48, help="gender: crop side")
-    parser.add_argument("--padding", type=float, default=0.25, help="gender: aligner padding")
+    parser.add_argument("--padding", type=float, default=0.0, help="gender: aligner padding")
     parser.add_argument("--select", default="center", help="gender: which face (LFW has several)")
     parser.add_argument("--n-lfw", type=int, default=3000)
     parser.add_argument("--gender-min-face", type=int, default=40,
