@@ -107,9 +107,9 @@ def test_check_sync_per_batch_item_fails_with_frames_and_sites(device_check, fak
 
     update = CenterLoss.update_centers
 
-    def reading_update(self, features, labels):
+    def reading_update(self, features, labels, **kwargs):
         labels.max().item()
-        return update(self, features, labels)
+        return update(self, features, labels, **kwargs)
 
     monkeypatch.setattr(CenterLoss, "update_centers", reading_update)
     row = _sync_row(device_check, "CenterLossEmbedder")
