@@ -30,6 +30,9 @@ Parts:
 - ``gender``: heads trained on all shared UTKFace faces, scored on random
   LFW images with per-image gender labels, for fixed crops and aligned
   crops (see ``--help``).
+- ``view1``: LFW View 1 (dev_train people only, 10-fold CV threshold on
+  pairsDevTest): one CenterLossEmbedder training on ``lfw_crop`` crops and
+  the same training on aligned crops of the same files.
 """
 
 import argparse
@@ -313,6 +316,58 @@ def gender_part(args, device):
          accuracy_where_found=round(float((pred == y_lfw)[lfw_found].mean()), 4))
 
 
+def view1_part(args, device):
+    """LFW View 1: the same CenterLossEmbedder training on lfw_crop crops and on aligned crops."""
+    from skface.datasets import fetch_lfw_pairs, fetch_lfw_people
+    from skface.estimators import CenterLossEmbedder
+    from skface.metrics import pair_scores, verification_accuracy, verification_roc_auc
+    from skface.preprocessing import lfw_crop
+
+    size, jitter = args.emb_size, max(args.emb_size // 8, 1)
+    crop = lfw_crop(size, jitter=jitter, color=True)
+    people = fetch_lfw_people(data_home=args.data_home, subset="dev_train", **crop)
+    test = fetch_lfw_pairs(data_home=args.data_home, subset="dev_test", **crop)
+    folder = Path(args.data_home) / "lfw" / "lfw-deepfunneled"
+    people_paths = [str(folder / f) for f in people.filenames]
+    pair_files = np.asarray(test.filenames).reshape(-1)
+    pair_paths = [str(folder / f) for f in pair_files]
+    side = size + jitter
+    saved_size, saved_name = args.size, args.select
+    args.size = side
+    aligned_people, found_people, s1 = _aligned(args, device, "lfw_dev_train", people_paths)
+    aligned_pairs, found_pairs, s2 = _aligned(args, device, "lfw_dev_test_pairs", pair_paths)
+    args.size, args.select = saved_size, saved_name
+    n = len(test.target)
+    rows = {}
+    for name, X, flat in (
+        ("lfw_crop", people.images, test.pairs.reshape(2 * n, *test.pairs.shape[2:])),
+        ("aligned", aligned_people, aligned_pairs),
+    ):
+        model = CenterLossEmbedder(
+            "small_cnn", backbone_params={"width": args.emb_width}, crop_size=size,
+            max_epochs=args.emb_epochs, batch_size=128, lr=0.1, weight_decay=5e-3,
+            device=device, random_state=0,
+        )
+        start = time.perf_counter()
+        model.fit(X, people.target)
+        fit_s = time.perf_counter() - start
+        scores = pair_scores(model.transform(flat).reshape(n, 2, -1))
+        acc = verification_accuracy(test.target, scores)
+        rows[name] = acc.accuracy
+        emit(BENCH, f"lfw_view1_{name}", round(float(acc.accuracy), 4), "accuracy", device=device,
+             baseline=rows.get("lfw_crop") if name == "aligned" else None,
+             config={"backbone": f"small_cnn width {args.emb_width}", "crop": f"{side} px, random "
+                     f"{size} px crops + flips", "epochs": args.emb_epochs,
+                     "n_train_images": len(X), "n_train_people": len(np.unique(people.target)),
+                     "n_pairs": n, "threshold": "10-fold CV inside pairsDevTest",
+                     "fit_s": round(fit_s, 1)},
+             std=round(float(acc.std), 4),
+             roc_auc=round(float(verification_roc_auc(test.target, scores)), 4),
+             no_face=(int((~found_people).sum()) + int((~found_pairs).sum())
+                      if name == "aligned" else None),
+             align_s=round(s1 + s2, 1) if name == "aligned" else None)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-home", default=default_data_home())
@@ -331,6 +386,9 @@ def main():
     parser.add_argument("--gender-min-face", type=int, default=40,
                         help="gender: MTCNN's min_face_size (faces fill these images)")
     parser.add_argument("--out-dir", default="/tmp")
+    parser.add_argument("--emb-size", type=int, default=48, help="view1: embedder crop size")
+    parser.add_argument("--emb-width", type=int, default=24, help="view1: small_cnn width")
+    parser.add_argument("--emb-epochs", type=int, default=12, help="view1: epochs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -341,7 +399,8 @@ def main():
 
     torch.set_num_threads(args.threads)
     for part in args.parts.split(","):
-        {"detect": detect_part, "landmarks": landmarks_part, "gender": gender_part}[part](
+        {"detect": detect_part, "landmarks": landmarks_part, "gender": gender_part,
+         "view1": view1_part}[part](
             args, args.device)
 
 
