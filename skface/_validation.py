@@ -248,6 +248,20 @@ class _Scale(NamedTuple):
         return float(self.raw.max()) if self.high is None else self.high
 
 
+def check_not_empty(X, name):
+    """Raise scikit-learn's messages for an array with no images or no pixels."""
+    if X.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
+            f"required by {name}: X holds no images."
+        )
+    if X.size == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
+            f"required by {name}: the images have no pixels."
+        )
+
+
 def _check_images(X, *, image_shape, fitted_shape, spatial, estimator, raw=False):
     """:func:`check_images`, plus the batch's :class:`_Scale`.
 
@@ -265,16 +279,7 @@ def _check_images(X, *, image_shape, fitted_shape, spatial, estimator, raw=False
             f"with {X.ndim} dimension(s) of shape {X.shape}. Reshape your data: for a "
             "single image use X[np.newaxis], for one flat image X.reshape(1, -1)."
         )
-    if X.shape[0] == 0:
-        raise ValueError(
-            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
-            f"required by {name}: X holds no images."
-        )
-    if X.size == 0:
-        raise ValueError(
-            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
-            f"required by {name}: the images have no pixels."
-        )
+    check_not_empty(X, name)
 
     if X.ndim == 2:
         kind = "flat"

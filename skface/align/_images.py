@@ -5,6 +5,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._validation import check_not_empty
+
 __all__ = ["ImageList", "read_image_list"]
 
 
@@ -154,16 +156,7 @@ def read_image_list(X, *, image_shape=None, estimator="FaceAligner"):
                 f"array of shape {X.shape}. Reshape your data: for one image use "
                 "X[np.newaxis]."
             )
-        if X.shape[0] == 0:
-            raise ValueError(
-                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
-                f"required by {name}: X holds no images."
-            )
-        if X.size == 0:
-            raise ValueError(
-                f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
-                f"required by {name}: the images have no pixels."
-            )
+        check_not_empty(X, name)
         kind = {2: "flat", 3: "grey", 4: "channels_last"}[X.ndim]
         stack = _flat_rows(X, image_shape, name) if kind == "flat" else X
         items = list(stack)
