@@ -83,7 +83,9 @@ class Context:
         return "\n".join(lines)
 
     def estimator_params(self):
-        return {"device": self.device, "random_state": _SEED, "verbose": self.verbose}
+        # Bars follow tqdm's rule (terminal or notebook only) unless the demo is quiet.
+        return {"device": self.device, "random_state": _SEED,
+                "verbose": "auto" if self.verbose else 0}
 
     def fetch(self, name, **kwargs):
         from skface.datasets import fetch

@@ -161,13 +161,15 @@ class TensorBatches:
 class _EpochProgress(Callback):
     """A tqdm bar over the epochs of one fit, showing the training loss."""
 
-    def __init__(self, desc):
+    def __init__(self, desc, disable=False):
         self.desc = desc
+        self.disable = disable
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         from tqdm.auto import tqdm
 
-        self.bar_ = tqdm(total=net.max_epochs, desc=self.desc, unit="epoch")
+        self.bar_ = tqdm(total=net.max_epochs, desc=self.desc, unit="epoch",
+                         disable=self.disable)
 
     def on_epoch_end(self, net, **kwargs):
         self.bar_.update(1)
@@ -459,8 +461,10 @@ class FaceEstimatorMixin(ImageInputMixin):
 
     def _check_common_params(self):
         """Validate ``device``, ``verbose``, ``random_state``; return the device."""
-        if not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
-            raise ValueError(f"verbose must be a non-negative int, got {self.verbose!r}.")
+        if self.verbose != "auto" and (
+            not isinstance(self.verbose, numbers.Integral) or self.verbose < 0
+        ):
+            raise ValueError(f"verbose must be 'auto' or a non-negative int, got {self.verbose!r}.")
         return resolve_device(self.device)
 
     def _seeds(self, n):
@@ -524,7 +528,8 @@ class FaceEstimatorMixin(ImageInputMixin):
             callbacks=self._net_callbacks(callbacks, desc),
             device=self.device_,
             # skorch's per-epoch table only at verbose >= 2; bars at 1.
-            verbose=int(self.verbose >= 2 and _distributed.is_main_process()),
+            verbose=int(self.verbose != "auto" and self.verbose >= 2
+                        and _distributed.is_main_process()),
             **kwargs,
         )
 
@@ -537,7 +542,9 @@ class FaceEstimatorMixin(ImageInputMixin):
         """
         callbacks = list(own or ()) + _check_user_callbacks(getattr(self, "callbacks", None))
         if self.verbose and _distributed.is_main_process():
-            callbacks.append(("progress", _EpochProgress(desc)))
+            # "auto": tqdm's disable=None, bars on a terminal or notebook only.
+            disable = None if self.verbose == "auto" else False
+            callbacks.append(("progress", _EpochProgress(desc, disable=disable)))
         if getattr(self, "checkpoint", None) is not None:
             callbacks = [("checkpoint_reader", CheckpointReader()), *callbacks,
                          ("checkpoint_writer", CheckpointWriter())]

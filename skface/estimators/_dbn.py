@@ -166,8 +166,10 @@ class DBNReconstructor(
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling and sampling. Equal seeds give
         equal models on the CPU.
-    verbose : int, default=0
-        1 shows a progress bar per training stage, 2 also skorch's epoch log.
+    verbose : "auto" or int, default="auto"
+        "auto" shows a progress bar per training stage on an interactive
+        terminal or notebook and nothing in logs, pipes or CI (tqdm's own
+        rule); 0 shows nothing, 1 always the bars, 2 also skorch's epoch log.
 
     Attributes
     ----------
@@ -238,7 +240,7 @@ class DBNReconstructor(
         checkpoint=None,
         device="auto",
         random_state=None,
-        verbose=0,
+        verbose="auto",
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.visible_units = visible_units

@@ -187,8 +187,10 @@ class CenterLossEmbedder(
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and augmentation. Equal seeds give
         equal models on the CPU.
-    verbose : int, default=0
-        1 shows a progress bar, 2 also skorch's epoch log.
+    verbose : "auto" or int, default="auto"
+        "auto" shows a progress bar per training stage on an interactive
+        terminal or notebook and nothing in logs, pipes or CI (tqdm's own
+        rule); 0 shows nothing, 1 always the bars, 2 also skorch's epoch log.
 
     Attributes
     ----------
@@ -269,7 +271,7 @@ class CenterLossEmbedder(
         checkpoint=None,
         device="auto",
         random_state=None,
-        verbose=0,
+        verbose="auto",
     ):
         self.backbone = backbone
         self.backbone_params = backbone_params

@@ -296,8 +296,10 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, pretraining, shuffling and augmentation;
         equal seeds give equal models on the CPU.
-    verbose : int, default=0
-        1 shows progress bars, 2 also skorch's epoch log.
+    verbose : "auto" or int, default="auto"
+        "auto" shows a progress bar per training stage on an interactive
+        terminal or notebook and nothing in logs, pipes or CI (tqdm's own
+        rule); 0 shows nothing, 1 always the bars, 2 also skorch's epoch log.
 
     Attributes
     ----------
@@ -369,7 +371,7 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
         checkpoint=None,
         device="auto",
         random_state=None,
-        verbose=0,
+        verbose="auto",
     ):
         self.layer_channels = layer_channels
         self.convs_per_layer = convs_per_layer

@@ -236,8 +236,10 @@ class ConvSDAEFeatures(
         the objects passed are not changed). skface trains without a
         validation split: early stopping watches the training loss,
         ``EarlyStopping(monitor="train_loss")``.
-    verbose : int, default=0
-        1 shows a progress bar per stage, 2 also skorch's epoch log.
+    verbose : "auto" or int, default="auto"
+        "auto" shows a progress bar per training stage on an interactive
+        terminal or notebook and nothing in logs, pipes or CI (tqdm's own
+        rule); 0 shows nothing, 1 always the bars, 2 also skorch's epoch log.
 
     Attributes
     ----------
@@ -323,7 +325,7 @@ class ConvSDAEFeatures(
         checkpoint=None,
         device="auto",
         random_state=None,
-        verbose=0,
+        verbose="auto",
     ):
         self.layer_channels = layer_channels
         self.kernel_size = kernel_size

@@ -56,7 +56,7 @@ class _SDAEHeadBase(FaceEstimatorMixin, BaseEstimator):
         checkpoint=None,
         device="auto",
         random_state=None,
-        verbose=0,
+        verbose="auto",
     ):
         self.encoder = encoder
         self.max_epochs = max_epochs
@@ -216,8 +216,10 @@ class SDAEClassifier(ClassifierMixin, _SDAEHeadBase):
         Added to the fine-tuning net (a copy; the objects passed are not
         changed). There is no validation split: early stopping watches the
         training loss, ``EarlyStopping(monitor="train_loss")``.
-    verbose : int, default=0
-        1 shows progress bars, 2 also skorch's epoch log.
+    verbose : "auto" or int, default="auto"
+        "auto" shows a progress bar per training stage on an interactive
+        terminal or notebook and nothing in logs, pipes or CI (tqdm's own
+        rule); 0 shows nothing, 1 always the bars, 2 also skorch's epoch log.
 
     Attributes
     ----------
@@ -378,7 +380,7 @@ feature_names_in_, device_
         checkpoint=None,
         device="auto",
         random_state=None,
-        verbose=0,
+        verbose="auto",
     ):
         super().__init__(
             encoder, max_epochs=max_epochs, lr=lr, weight_decay=weight_decay,
