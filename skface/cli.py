@@ -144,31 +144,58 @@ def _cmd_datasets(args):
 
     home = get_data_home(args.data_home)
     print(f"data home: {home}")
-    rows, unreadable = [], []
-    for name in list_datasets():
-        info = get_dataset_info(name)
+    names = list_datasets()
+    infos = {name: get_dataset_info(name) for name in names}
+    rows, unreadable, present = {}, [], {}
+    for name in names:
+        info = infos[name]
         if info is None:  # a third-party plugin that did not describe itself
-            rows.append((name, "?", "?", ""))
+            rows[name] = [name, "?", "?", ""]
             continue
         try:
-            present = info.is_present(home)
-            size = _human(info.size_on_disk(home)) if present else "-"
+            present[name] = info.is_present(home)
         except OSError as exc:
             # One folder this user may not read must not hide the other datasets.
-            rows.append((name, "unreadable", "-", info.citation))
+            rows[name] = [name, "unreadable", "-", info.citation]
             unreadable.append((name, exc))
             continue
-        rows.append((name, "yes" if present else "no", size, info.citation))
+        rows[name] = [name, "yes" if present[name] else "no", "-", info.citation]
+    # Datasets that share a folder (LFW's three) share its bytes: the size is shown
+    # once, on the present one that needs the fewest files, and the others say whose.
+    by_folder = {}
+    for name, is_present in present.items():
+        if is_present:
+            by_folder.setdefault(_folder_key(infos[name].path(home)), []).append(name)
+    total = 0
+    for folder_names in by_folder.values():
+        owner = min(folder_names, key=lambda n: (len(infos[n].required), n))
+        nbytes = infos[owner].size_on_disk(home)  # skips what it cannot read
+        total += nbytes
+        rows[owner][2] = _human(nbytes)
+        for name in folder_names:
+            if name != owner:
+                rows[name][2] = f"shared with {owner}"
+    rows = list(rows.values())
     width = max(len(r[0]) for r in rows) if rows else 4
     present_w = max([7] + [len(r[1]) for r in rows])
-    print(f"{'name':<{width}}  {'present':<{present_w}}  {'size':>9}  citation")
-    for name, present, size, citation in rows:
+    size_w = max([9] + [len(r[2]) for r in rows])
+    print(f"{'name':<{width}}  {'present':<{present_w}}  {'size':>{size_w}}  citation")
+    for name, is_present, size, citation in rows:
         cite = citation if args.full or len(citation) <= 70 else citation[:67] + "..."
-        print(f"{name:<{width}}  {present:<{present_w}}  {size:>9}  {cite}")
+        print(f"{name:<{width}}  {is_present:<{present_w}}  {size:>{size_w}}  {cite}")
+    n_folders = len(by_folder)
+    print(f"total: {_human(total)} on disk in {n_folders} dataset folder"
+          f"{'' if n_folders == 1 else 's'} (a folder shared by several datasets "
+          "counted once)")
     for name, exc in unreadable:
         print(f"skface datasets: warning: cannot read {name}'s folder: {error_message(exc)}. "
               "Check its permissions, or point --data-home elsewhere.", file=sys.stderr)
     return 0
+
+
+def _folder_key(path):
+    """The same key for two dataset folders that are one (same path, or a link to it)."""
+    return os.path.realpath(path)
 
 
 def _cmd_fetch(args):

@@ -222,7 +222,7 @@ def test_cli_datasets_unreadable_folder_row_unreadable_others_listed(tmp_path, m
     monkeypatch.setattr(pathlib.Path, "iterdir", iterdir)
     assert cli.main(["datasets", "--data-home", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    rows = {line.split()[0]: line.split() for line in captured.out.splitlines()[2:]}
+    rows = {line.split()[0]: line.split() for line in captured.out.splitlines()[2:-1]}
     assert set(rows) == set(skface.datasets.list_datasets())  # every dataset still listed
     assert rows["utkface"][1:3] == ["unreadable", "-"]
     assert rows["orl_faces"][1:4] == ["yes", "2.0", "KB"]
@@ -244,6 +244,23 @@ def test_cli_datasets_chmod_000_folder_row_unreadable(tmp_path, capsys):
     finally:
         locked.chmod(0o755)
     assert "unreadable" in capsys.readouterr().out
+
+
+def test_cli_datasets_shared_folder_size_once_others_say_shared_total_once(tmp_path, capsys):
+    faces = tmp_path / "lfw" / "lfw-deepfunneled" / "A_B"
+    faces.mkdir(parents=True)
+    (faces / "A_B_0001.jpg").write_bytes(b"x" * 3072)
+    (tmp_path / "lfw" / "pairs.txt").write_bytes(b"x" * 1024)  # lfw_pairs present too
+    (tmp_path / "orl" / "att_faces").mkdir(parents=True)
+    (tmp_path / "orl" / "att_faces" / "README").write_bytes(b"x" * 2048)
+    assert cli.main(["datasets", "--data-home", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line for line in lines[2:-1]}
+    assert rows["lfw_people"].split()[1:4] == ["yes", "4.0", "KB"]
+    assert rows["lfw_pairs"].split()[1:5] == ["yes", "shared", "with", "lfw_people"]
+    assert rows["lfw_gender"].split()[1:3] == ["no", "-"]  # its gender lists are absent
+    # 4 KB of LFW counted once, not once per LFW dataset, plus ORL's 2 KB.
+    assert lines[-1].startswith("total: 6.0 KB on disk in 2 dataset folders")
 
 
 def test_cli_datasets_listing_fails_one_line_exit_2(tmp_path, monkeypatch, capsys):
