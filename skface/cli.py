@@ -199,9 +199,22 @@ def _folder_key(path):
 
 
 def _cmd_fetch(args):
-    from skface.datasets import fetch
+    from skface.datasets import fetch, get_dataset_info
 
-    bunch = fetch(args.name, data_home=args.data_home)
+    info = get_dataset_info(args.name)  # an unknown name fails here, listing the known ones
+    kwargs = {} if info is None else {"download_if_missing": args.download}
+    try:
+        bunch = fetch(args.name, data_home=args.data_home, **kwargs)
+    except FileNotFoundError as exc:
+        # Downloading is explicit: without --download a missing dataset says how to get it.
+        if args.download or info is None or not info.downloadable:
+            raise
+        if info.is_present(args.data_home):
+            raise  # present, yet a file it reads is missing: the fetcher's message says which
+        raise FileNotFoundError(
+            f"{error_message(exc)} To download it, run again with --download: "
+            f"'skface fetch {args.name} --download'."
+        ) from exc
     shapes = {
         key: getattr(value, "shape", None)
         for key, value in bunch.items()
@@ -365,9 +378,17 @@ def build_parser():
     p.add_argument("--full", action="store_true", help="print whole citations")
     p.set_defaults(func=_cmd_datasets)
     p = sub.add_parser(
-        "fetch", parents=[common], help="fetch one dataset into the cache and print its shapes"
+        "fetch", parents=[common], help="fetch one dataset into the cache and print its shapes",
+        description="Load one dataset from the data home (decoding it into the cache) and "
+        "print its arrays' shapes. Nothing is downloaded without --download.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("name")
+    _lazy_epilog(p, _fetch_epilog)  # the registry is read only when help is asked for
+    p.add_argument("name", metavar="NAME", help="a registered dataset (listed below)")
+    p.add_argument("--download", action="store_true",
+                   help="download a missing dataset that can be downloaded (each file is "
+                        "announced with its URL and destination); without it a missing "
+                        "dataset is an error saying what to do")
     p.set_defaults(func=_cmd_fetch)
     p = sub.add_parser(
         "models", parents=[anywhere],
@@ -433,6 +454,36 @@ def main(argv=None):
         subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     return run_command(args.func, args, f"skface {args.command}")
+
+
+def _lazy_epilog(parser, make):
+    format_help = parser.format_help
+
+    def with_epilog():
+        parser.epilog = make()
+        return format_help()
+
+    parser.format_help = with_epilog
+
+
+def _fetch_epilog():
+    """The datasets, which ``--download`` can get and which need manual steps."""
+    try:
+        from skface.datasets import get_dataset_info, list_datasets
+
+        names = list_datasets()
+        kinds = {n: getattr(get_dataset_info(n), "downloadable", None) for n in names}
+    except Exception:  # pragma: no cover (help must print whatever a plugin does)
+        return ""
+    auto = [n for n in names if kinds[n]]
+    manual = [n for n in names if kinds[n] is False]
+    other = [n for n in names if kinds[n] is None]
+    lines = ["datasets:", f"  downloadable with --download: {', '.join(auto) or '-'}",
+             f"  files put in the data home by hand: {', '.join(manual) or '-'}"]
+    if other:
+        lines.append(f"  described by their plugin: {', '.join(other)}")
+    lines.append("'skface datasets' shows which are present.")
+    return "\n".join(lines)
 
 
 def _plain(text):

@@ -64,16 +64,40 @@ def test_cli_fetch_missing_data_home_one_line_names_folder(tmp_path, capsys):
     assert "utkface" in line.lower() and str(home) in line and "SKFACE_DATA" in line
 
 
-def test_cli_fetch_closed_mirror_port_one_line_exit_2(tmp_path):
-    # `skface fetch` downloads what is missing; the mirror is a closed local port.
-    proc = _subprocess(["fetch", "lfw_people", "--data-home", str(tmp_path / "empty")])
+def test_cli_fetch_closed_mirror_port_one_line_exit_2_no_folder_left(tmp_path):
+    # `skface fetch --download` downloads what is missing; the mirror is a closed local port.
+    home = tmp_path / "empty"
+    proc = _subprocess(["fetch", "lfw_people", "--download", "--data-home", str(home)])
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    last = proc.stderr.strip().splitlines()[-1]
+    lines = proc.stderr.strip().splitlines()
+    # Announced before it starts: dataset, file and URL, destination.
+    assert lines[0].startswith("skface: downloading LFW") and "lfw-deepfunneled.tgz" in lines[0]
+    assert "127.0.0.1" in lines[0] and str(home / "lfw") in lines[0]
+    last = lines[-1]
     # Whether skface wraps it (DownloadError) or not (requests' ConnectionError).
     assert last.startswith("skface fetch: error: ")
     assert "127.0.0.1" in last and "refused" in last.lower()
-    assert not list((tmp_path / "empty").rglob("*.tgz"))  # no partial download left
+    assert not home.exists()  # no folder, no partial download left behind
+
+
+def test_cli_fetch_missing_downloadable_without_download_flag_says_add_it(tmp_path, capsys):
+    home = tmp_path / "home"
+    assert cli.main(["fetch", "lfw_people", "--data-home", str(home)]) == 2
+    line = _error_line(capsys, "fetch")
+    assert "--download" in line and str(home / "lfw") in line
+    assert not home.exists()  # nothing downloaded, no folder made
+
+
+def test_cli_fetch_help_lists_downloadable_and_manual_datasets(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["fetch", "--help"])
+    out = capsys.readouterr().out
+    auto = next(line for line in out.splitlines() if "downloadable with --download" in line)
+    manual = next(line for line in out.splitlines() if "by hand" in line)
+    assert "lfw_people" in auto and "olivetti_faces" in auto and "utkface" not in auto
+    assert "utkface" in manual and "lfw_people" not in manual
+    assert "--download" in out
 
 
 def test_cli_fetch_empty_pairs_file_one_line_not_stop_iteration_trace(tmp_path, capsys):
