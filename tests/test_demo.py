@@ -250,3 +250,35 @@ def test_run_demo_quick_real_data_finishes_under_ten_minutes(tmp_path, shared_da
     result = run_demo(tmp_path / "out", data_home=shared_data, verbose=0)
     assert time.perf_counter() - start < 600
     assert all(v["status"] == "ok" for v in result["sections"].values())
+
+
+@pytest.mark.parametrize("dbn_mse, loses", [(0.0063, True), (0.0021, False)])
+def test_compare_model_against_baseline_recorded_and_said_in_words(dbn_mse, loses):
+    from skface.demo._report import metrics_dict
+
+    section = Section("dbn", "DBN", "DBNReconstructor", data="faces",
+                      metrics={"test_mse": dbn_mse, "pca64_test_mse": 0.0039},
+                      headline=f"{dbn_mse} (held-out MSE)", baseline="0.0039 (PCA-64)")
+    _stages.compare(section, "test_mse", "pca64_test_mse", "lower", "held-out MSE", "PCA-64")
+    assert section.comparison == {
+        "metric": "test_mse", "baseline_metric": "pca64_test_mse", "better": "lower",
+        "value": dbn_mse, "baseline_value": 0.0039, "beats_baseline": not loses,
+    }
+    said = [n for n in section.notes if n.startswith("Loses to its baseline")]
+    assert len(said) == int(loses)
+    if loses:
+        assert "0.0063" in said[0] and "PCA-64" in said[0] and "lower is better" in said[0]
+    run = {"skface_version": "0", "preset": "smoke", "device": "cpu", "data_home": "/d",
+           "finished": "now", "wall_seconds": 1.0}
+    summary = render_html(run, [section]).split("<section")[0]
+    assert ("loses to this baseline" in summary) is loses
+    assert metrics_dict(run, [section])["sections"]["dbn"]["comparison"] == section.comparison
+
+
+def test_compare_higher_is_better_metric_beaten_no_note():
+    section = Section("embedding", "E", "CenterLossEmbedder",
+                      metrics={"verification_accuracy": 0.7,
+                               "eigenfaces_verification_accuracy": 0.6})
+    _stages.compare(section, "verification_accuracy", "eigenfaces_verification_accuracy",
+                    "higher", "accuracy", "eigenfaces")
+    assert section.comparison["beats_baseline"] and section.notes == []

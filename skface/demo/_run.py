@@ -124,6 +124,8 @@ def run_demo(
             log(f"skipped {section.estimator}: {section.reason}")
         elif section.status == "failed":
             log(f"FAILED {section.estimator}: {section.reason.splitlines()[-1]}")
+        elif section.comparison and not section.comparison["beats_baseline"]:
+            log(f"note {section.estimator}: {section.notes[0]}")
     fallback = [s.estimator for s in sections if s.fallback]
     if fallback:
         log(f"ran on scikit-image's bundled LFW sample instead of the data home: "
