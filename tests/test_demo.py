@@ -282,3 +282,22 @@ def test_compare_higher_is_better_metric_beaten_no_note():
     _stages.compare(section, "verification_accuracy", "eigenfaces_verification_accuracy",
                     "higher", "accuracy", "eigenfaces")
     assert section.comparison["beats_baseline"] and section.notes == []
+
+
+def test_run_demo_stage_losing_to_baseline_said_on_console(tmp_path, monkeypatch):
+    from skface.demo import _run
+
+    def losing(ctx):
+        """A stage whose model loses."""
+        section = Section("dbn", "DBN", "DBNReconstructor", data="faces",
+                          metrics={"test_mse": 0.0063, "pca64_test_mse": 0.0039})
+        _stages.compare(section, "test_mse", "pca64_test_mse", "lower", "held-out MSE",
+                        "PCA-64")
+        return section
+
+    monkeypatch.setattr(_run, "STAGES", (("dbn", losing),))
+    lines = []
+    result = run_demo(tmp_path / "out", preset="smoke", log=lines.append)
+    said = [line for line in lines if line.startswith("note DBNReconstructor: Loses")]
+    assert len(said) == 1 and "PCA-64" in said[0]
+    assert result["sections"]["dbn"]["comparison"]["beats_baseline"] is False
