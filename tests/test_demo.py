@@ -301,3 +301,42 @@ def test_run_demo_stage_losing_to_baseline_said_on_console(tmp_path, monkeypatch
     said = [line for line in lines if line.startswith("note DBNReconstructor: Loses")]
     assert len(said) == 1 and "PCA-64" in said[0]
     assert result["sections"]["dbn"]["comparison"]["beats_baseline"] is False
+
+
+def test_missing_message_names_every_missing_file_at_once(tmp_path):
+    # LFW images present, pairs.txt absent: said now; YouTube: the test files too.
+    faces = tmp_path / "lfw" / "lfw-deepfunneled" / "A_B"
+    faces.mkdir(parents=True)
+    msg = _stages._missing_message("lfw_pairs", tmp_path)
+    assert "pairs.txt" in msg and "--download" in msg
+    msg = _stages._missing_message("youtube_faces_keypoints", tmp_path / "none")
+    for rel in ("training/", "test/", "training_frames_keypoints.csv",
+                "test_frames_keypoints.csv"):
+        assert rel in msg, rel
+
+
+def test_run_demo_missing_datasets_listed_in_one_block_at_the_end(tmp_path, monkeypatch):
+    from skface.demo import _run
+
+    def needs(key, text):
+        def stage(ctx):
+            """A stage without its data."""
+            return Section(key, key, key.upper(), status="skipped", reason=text)
+        return stage
+
+    monkeypatch.setattr(_run, "STAGES", (
+        ("dbn", needs("dbn", "lfw_people: missing lfw-deepfunneled in /d/lfw")),
+        ("embedding", needs("embedding", "lfw_people: missing lfw-deepfunneled in /d/lfw\n"
+                                         "lfw_pairs: missing pairs.txt in /d/lfw")),
+        ("sdae", needs("sdae", "utkface: missing UTKFace in /d/utkface")),
+    ))
+    lines = []
+    run_demo(tmp_path / "out", preset="smoke", log=lines.append)
+    blocks = [line for line in lines if line.startswith("missing data")]
+    assert len(blocks) == 1
+    assert blocks[0].splitlines()[1:] == [
+        "  lfw_people: missing lfw-deepfunneled in /d/lfw",
+        "  lfw_pairs: missing pairs.txt in /d/lfw",
+        "  utkface: missing UTKFace in /d/utkface",
+    ]
+    assert lines.index(blocks[0]) > max(i for i, x in enumerate(lines) if x.startswith("skipped"))

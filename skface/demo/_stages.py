@@ -135,10 +135,37 @@ def _missing_message(name, data_home):
         message = f"could not be read ({type(exc).__name__}: {exc})"
     else:
         return "present"
+    absent = _absent_required(name, data_home)
+    # The fetcher stops at the first thing missing (LFW's images before pairs.txt, the
+    # training files before the test files): name every other one now, not next run.
+    unnamed = [rel for rel in absent if not _names(message, rel.rstrip("/").split("|")[0])]
+    if unnamed:
+        from skface.datasets import get_dataset_info
+
+        folder = get_dataset_info(name).path(data_home)
+        message += f" Also needed in {folder}: {', '.join(unnamed)}."
     if _downloads(name):
-        message += (f" Or let skface download it: `skface fetch {name}` "
+        message += (f" Or let skface download it: `skface fetch {name} --download` "
                     "(or `skface demo --download`).")
     return message
+
+
+def _names(message, path):
+    """Whether ``message`` names ``path`` as a whole word (not "test" in "train-test")."""
+    import re
+
+    return re.search(rf"(?<![\w.-]){re.escape(path)}(?![\w.-])", message) is not None
+
+
+def _absent_required(name, data_home):
+    """The paths of the dataset's ``required`` list that are not in its folder."""
+    from skface.datasets import get_dataset_info
+    from skface.datasets._registry import _exists
+
+    info = get_dataset_info(name)
+    root = info.path(data_home)
+    return [rel for rel in info.required
+            if not any(_exists(root, alt) for alt in rel.split("|"))]
 
 
 def _subsample(n_total, n_keep, rng):
