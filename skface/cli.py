@@ -144,37 +144,77 @@ def _cmd_datasets(args):
 
     home = get_data_home(args.data_home)
     print(f"data home: {home}")
-    rows, unreadable = [], []
-    for name in list_datasets():
-        info = get_dataset_info(name)
+    names = list_datasets()
+    infos = {name: get_dataset_info(name) for name in names}
+    rows, unreadable, present = {}, [], {}
+    for name in names:
+        info = infos[name]
         if info is None:  # a third-party plugin that did not describe itself
-            rows.append((name, "?", "?", ""))
+            rows[name] = [name, "?", "?", ""]
             continue
         try:
-            present = info.is_present(home)
-            size = _human(info.size_on_disk(home)) if present else "-"
+            present[name] = info.is_present(home)
         except OSError as exc:
             # One folder this user may not read must not hide the other datasets.
-            rows.append((name, "unreadable", "-", info.citation))
+            rows[name] = [name, "unreadable", "-", info.citation]
             unreadable.append((name, exc))
             continue
-        rows.append((name, "yes" if present else "no", size, info.citation))
+        rows[name] = [name, "yes" if present[name] else "no", "-", info.citation]
+    # Datasets that share a folder (LFW's three) share its bytes: the size is shown
+    # once, on the present one that needs the fewest files, and the others say whose.
+    by_folder = {}
+    for name, is_present in present.items():
+        if is_present:
+            by_folder.setdefault(_folder_key(infos[name].path(home)), []).append(name)
+    total = 0
+    for folder_names in by_folder.values():
+        owner = min(folder_names, key=lambda n: (len(infos[n].required), n))
+        nbytes = infos[owner].size_on_disk(home)  # skips what it cannot read
+        total += nbytes
+        rows[owner][2] = _human(nbytes)
+        for name in folder_names:
+            if name != owner:
+                rows[name][2] = f"shared with {owner}"
+    rows = list(rows.values())
     width = max(len(r[0]) for r in rows) if rows else 4
     present_w = max([7] + [len(r[1]) for r in rows])
-    print(f"{'name':<{width}}  {'present':<{present_w}}  {'size':>9}  citation")
-    for name, present, size, citation in rows:
+    size_w = max([9] + [len(r[2]) for r in rows])
+    print(f"{'name':<{width}}  {'present':<{present_w}}  {'size':>{size_w}}  citation")
+    for name, is_present, size, citation in rows:
         cite = citation if args.full or len(citation) <= 70 else citation[:67] + "..."
-        print(f"{name:<{width}}  {present:<{present_w}}  {size:>9}  {cite}")
+        print(f"{name:<{width}}  {is_present:<{present_w}}  {size:>{size_w}}  {cite}")
+    n_folders = len(by_folder)
+    print(f"total: {_human(total)} on disk in {n_folders} dataset folder"
+          f"{'' if n_folders == 1 else 's'} (a folder shared by several datasets "
+          "counted once)")
     for name, exc in unreadable:
         print(f"skface datasets: warning: cannot read {name}'s folder: {error_message(exc)}. "
               "Check its permissions, or point --data-home elsewhere.", file=sys.stderr)
     return 0
 
 
-def _cmd_fetch(args):
-    from skface.datasets import fetch
+def _folder_key(path):
+    """The same key for two dataset folders that are one (same path, or a link to it)."""
+    return os.path.realpath(path)
 
-    bunch = fetch(args.name, data_home=args.data_home)
+
+def _cmd_fetch(args):
+    from skface.datasets import fetch, get_dataset_info
+
+    info = get_dataset_info(args.name)  # an unknown name fails here, listing the known ones
+    kwargs = {} if info is None else {"download_if_missing": args.download}
+    try:
+        bunch = fetch(args.name, data_home=args.data_home, **kwargs)
+    except FileNotFoundError as exc:
+        # Downloading is explicit: without --download a missing dataset says how to get it.
+        if args.download or info is None or not info.downloadable:
+            raise
+        if info.is_present(args.data_home):
+            raise  # present, yet a file it reads is missing: the fetcher's message says which
+        raise FileNotFoundError(
+            f"{error_message(exc)} To download it, run again with --download: "
+            f"'skface fetch {args.name} --download'."
+        ) from exc
     shapes = {
         key: getattr(value, "shape", None)
         for key, value in bunch.items()
@@ -338,9 +378,17 @@ def build_parser():
     p.add_argument("--full", action="store_true", help="print whole citations")
     p.set_defaults(func=_cmd_datasets)
     p = sub.add_parser(
-        "fetch", parents=[common], help="fetch one dataset into the cache and print its shapes"
+        "fetch", parents=[common], help="fetch one dataset into the cache and print its shapes",
+        description="Load one dataset from the data home (decoding it into the cache) and "
+        "print its arrays' shapes. Nothing is downloaded without --download.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("name")
+    _lazy_epilog(p, _fetch_epilog)  # the registry is read only when help is asked for
+    p.add_argument("name", metavar="NAME", help="a registered dataset (listed below)")
+    p.add_argument("--download", action="store_true",
+                   help="download a missing dataset that can be downloaded (each file is "
+                        "announced with its URL and destination); without it a missing "
+                        "dataset is an error saying what to do")
     p.set_defaults(func=_cmd_fetch)
     p = sub.add_parser(
         "models", parents=[anywhere],
@@ -406,6 +454,36 @@ def main(argv=None):
         subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     return run_command(args.func, args, f"skface {args.command}")
+
+
+def _lazy_epilog(parser, make):
+    format_help = parser.format_help
+
+    def with_epilog():
+        parser.epilog = make()
+        return format_help()
+
+    parser.format_help = with_epilog
+
+
+def _fetch_epilog():
+    """The datasets, which ``--download`` can get and which need manual steps."""
+    try:
+        from skface.datasets import get_dataset_info, list_datasets
+
+        names = list_datasets()
+        kinds = {n: getattr(get_dataset_info(n), "downloadable", None) for n in names}
+    except Exception:  # pragma: no cover (help must print whatever a plugin does)
+        return ""
+    auto = [n for n in names if kinds[n]]
+    manual = [n for n in names if kinds[n] is False]
+    other = [n for n in names if kinds[n] is None]
+    lines = ["datasets:", f"  downloadable with --download: {', '.join(auto) or '-'}",
+             f"  files put in the data home by hand: {', '.join(manual) or '-'}"]
+    if other:
+        lines.append(f"  described by their plugin: {', '.join(other)}")
+    lines.append("'skface datasets' shows which are present.")
+    return "\n".join(lines)
 
 
 def _plain(text):

@@ -64,16 +64,40 @@ def test_cli_fetch_missing_data_home_one_line_names_folder(tmp_path, capsys):
     assert "utkface" in line.lower() and str(home) in line and "SKFACE_DATA" in line
 
 
-def test_cli_fetch_closed_mirror_port_one_line_exit_2(tmp_path):
-    # `skface fetch` downloads what is missing; the mirror is a closed local port.
-    proc = _subprocess(["fetch", "lfw_people", "--data-home", str(tmp_path / "empty")])
+def test_cli_fetch_closed_mirror_port_one_line_exit_2_no_folder_left(tmp_path):
+    # `skface fetch --download` downloads what is missing; the mirror is a closed local port.
+    home = tmp_path / "empty"
+    proc = _subprocess(["fetch", "lfw_people", "--download", "--data-home", str(home)])
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    last = proc.stderr.strip().splitlines()[-1]
+    lines = proc.stderr.strip().splitlines()
+    # Announced before it starts: dataset, file and URL, destination.
+    assert lines[0].startswith("skface: downloading LFW") and "lfw-deepfunneled.tgz" in lines[0]
+    assert "127.0.0.1" in lines[0] and str(home / "lfw") in lines[0]
+    last = lines[-1]
     # Whether skface wraps it (DownloadError) or not (requests' ConnectionError).
     assert last.startswith("skface fetch: error: ")
     assert "127.0.0.1" in last and "refused" in last.lower()
-    assert not list((tmp_path / "empty").rglob("*.tgz"))  # no partial download left
+    assert not home.exists()  # no folder, no partial download left behind
+
+
+def test_cli_fetch_missing_downloadable_without_download_flag_says_add_it(tmp_path, capsys):
+    home = tmp_path / "home"
+    assert cli.main(["fetch", "lfw_people", "--data-home", str(home)]) == 2
+    line = _error_line(capsys, "fetch")
+    assert "--download" in line and str(home / "lfw") in line
+    assert not home.exists()  # nothing downloaded, no folder made
+
+
+def test_cli_fetch_help_lists_downloadable_and_manual_datasets(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["fetch", "--help"])
+    out = capsys.readouterr().out
+    auto = next(line for line in out.splitlines() if "downloadable with --download" in line)
+    manual = next(line for line in out.splitlines() if "by hand" in line)
+    assert "lfw_people" in auto and "olivetti_faces" in auto and "utkface" not in auto
+    assert "utkface" in manual and "lfw_people" not in manual
+    assert "--download" in out
 
 
 def test_cli_fetch_empty_pairs_file_one_line_not_stop_iteration_trace(tmp_path, capsys):
@@ -222,7 +246,7 @@ def test_cli_datasets_unreadable_folder_row_unreadable_others_listed(tmp_path, m
     monkeypatch.setattr(pathlib.Path, "iterdir", iterdir)
     assert cli.main(["datasets", "--data-home", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    rows = {line.split()[0]: line.split() for line in captured.out.splitlines()[2:]}
+    rows = {line.split()[0]: line.split() for line in captured.out.splitlines()[2:-1]}
     assert set(rows) == set(skface.datasets.list_datasets())  # every dataset still listed
     assert rows["utkface"][1:3] == ["unreadable", "-"]
     assert rows["orl_faces"][1:4] == ["yes", "2.0", "KB"]
@@ -244,6 +268,23 @@ def test_cli_datasets_chmod_000_folder_row_unreadable(tmp_path, capsys):
     finally:
         locked.chmod(0o755)
     assert "unreadable" in capsys.readouterr().out
+
+
+def test_cli_datasets_shared_folder_size_once_others_say_shared_total_once(tmp_path, capsys):
+    faces = tmp_path / "lfw" / "lfw-deepfunneled" / "A_B"
+    faces.mkdir(parents=True)
+    (faces / "A_B_0001.jpg").write_bytes(b"x" * 3072)
+    (tmp_path / "lfw" / "pairs.txt").write_bytes(b"x" * 1024)  # lfw_pairs present too
+    (tmp_path / "orl" / "att_faces").mkdir(parents=True)
+    (tmp_path / "orl" / "att_faces" / "README").write_bytes(b"x" * 2048)
+    assert cli.main(["datasets", "--data-home", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line for line in lines[2:-1]}
+    assert rows["lfw_people"].split()[1:4] == ["yes", "4.0", "KB"]
+    assert rows["lfw_pairs"].split()[1:5] == ["yes", "shared", "with", "lfw_people"]
+    assert rows["lfw_gender"].split()[1:3] == ["no", "-"]  # its gender lists are absent
+    # 4 KB of LFW counted once, not once per LFW dataset, plus ORL's 2 KB.
+    assert lines[-1].startswith("total: 6.0 KB on disk in 2 dataset folders")
 
 
 def test_cli_datasets_listing_fails_one_line_exit_2(tmp_path, monkeypatch, capsys):

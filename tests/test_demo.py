@@ -250,3 +250,93 @@ def test_run_demo_quick_real_data_finishes_under_ten_minutes(tmp_path, shared_da
     result = run_demo(tmp_path / "out", data_home=shared_data, verbose=0)
     assert time.perf_counter() - start < 600
     assert all(v["status"] == "ok" for v in result["sections"].values())
+
+
+@pytest.mark.parametrize("dbn_mse, loses", [(0.0063, True), (0.0021, False)])
+def test_compare_model_against_baseline_recorded_and_said_in_words(dbn_mse, loses):
+    from skface.demo._report import metrics_dict
+
+    section = Section("dbn", "DBN", "DBNReconstructor", data="faces",
+                      metrics={"test_mse": dbn_mse, "pca64_test_mse": 0.0039},
+                      headline=f"{dbn_mse} (held-out MSE)", baseline="0.0039 (PCA-64)")
+    _stages.compare(section, "test_mse", "pca64_test_mse", "lower", "held-out MSE", "PCA-64")
+    assert section.comparison == {
+        "metric": "test_mse", "baseline_metric": "pca64_test_mse", "better": "lower",
+        "value": dbn_mse, "baseline_value": 0.0039, "beats_baseline": not loses,
+    }
+    said = [n for n in section.notes if n.startswith("Loses to its baseline")]
+    assert len(said) == int(loses)
+    if loses:
+        assert "0.0063" in said[0] and "PCA-64" in said[0] and "lower is better" in said[0]
+    run = {"skface_version": "0", "preset": "smoke", "device": "cpu", "data_home": "/d",
+           "finished": "now", "wall_seconds": 1.0}
+    summary = render_html(run, [section]).split("<section")[0]
+    assert ("loses to this baseline" in summary) is loses
+    assert metrics_dict(run, [section])["sections"]["dbn"]["comparison"] == section.comparison
+
+
+def test_compare_higher_is_better_metric_beaten_no_note():
+    section = Section("embedding", "E", "CenterLossEmbedder",
+                      metrics={"verification_accuracy": 0.7,
+                               "eigenfaces_verification_accuracy": 0.6})
+    _stages.compare(section, "verification_accuracy", "eigenfaces_verification_accuracy",
+                    "higher", "accuracy", "eigenfaces")
+    assert section.comparison["beats_baseline"] and section.notes == []
+
+
+def test_run_demo_stage_losing_to_baseline_said_on_console(tmp_path, monkeypatch):
+    from skface.demo import _run
+
+    def losing(ctx):
+        """A stage whose model loses."""
+        section = Section("dbn", "DBN", "DBNReconstructor", data="faces",
+                          metrics={"test_mse": 0.0063, "pca64_test_mse": 0.0039})
+        _stages.compare(section, "test_mse", "pca64_test_mse", "lower", "held-out MSE",
+                        "PCA-64")
+        return section
+
+    monkeypatch.setattr(_run, "STAGES", (("dbn", losing),))
+    lines = []
+    result = run_demo(tmp_path / "out", preset="smoke", log=lines.append)
+    said = [line for line in lines if line.startswith("note DBNReconstructor: Loses")]
+    assert len(said) == 1 and "PCA-64" in said[0]
+    assert result["sections"]["dbn"]["comparison"]["beats_baseline"] is False
+
+
+def test_missing_message_names_every_missing_file_at_once(tmp_path):
+    # LFW images present, pairs.txt absent: said now; YouTube: the test files too.
+    faces = tmp_path / "lfw" / "lfw-deepfunneled" / "A_B"
+    faces.mkdir(parents=True)
+    msg = _stages._missing_message("lfw_pairs", tmp_path)
+    assert "pairs.txt" in msg and "--download" in msg
+    msg = _stages._missing_message("youtube_faces_keypoints", tmp_path / "none")
+    for rel in ("training/", "test/", "training_frames_keypoints.csv",
+                "test_frames_keypoints.csv"):
+        assert rel in msg, rel
+
+
+def test_run_demo_missing_datasets_listed_in_one_block_at_the_end(tmp_path, monkeypatch):
+    from skface.demo import _run
+
+    def needs(key, text):
+        def stage(ctx):
+            """A stage without its data."""
+            return Section(key, key, key.upper(), status="skipped", reason=text)
+        return stage
+
+    monkeypatch.setattr(_run, "STAGES", (
+        ("dbn", needs("dbn", "lfw_people: missing lfw-deepfunneled in /d/lfw")),
+        ("embedding", needs("embedding", "lfw_people: missing lfw-deepfunneled in /d/lfw\n"
+                                         "lfw_pairs: missing pairs.txt in /d/lfw")),
+        ("sdae", needs("sdae", "utkface: missing UTKFace in /d/utkface")),
+    ))
+    lines = []
+    run_demo(tmp_path / "out", preset="smoke", log=lines.append)
+    blocks = [line for line in lines if line.startswith("missing data")]
+    assert len(blocks) == 1
+    assert blocks[0].splitlines()[1:] == [
+        "  lfw_people: missing lfw-deepfunneled in /d/lfw",
+        "  lfw_pairs: missing pairs.txt in /d/lfw",
+        "  utkface: missing UTKFace in /d/utkface",
+    ]
+    assert lines.index(blocks[0]) > max(i for i, x in enumerate(lines) if x.startswith("skipped"))

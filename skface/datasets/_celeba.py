@@ -137,7 +137,7 @@ def _scale_landmarks(landmarks, box, size):
 
 
 @dataset(
-    folder="celeba", required=(IMAGES_DIR + "/",) + TEXT_FILES, citation=CITATION
+    folder="celeba", required=(IMAGES_DIR + "/",) + TEXT_FILES, citation=CITATION, downloadable=True
 )
 def fetch_celeba(
     *,

@@ -5,6 +5,7 @@ import functools
 import os
 import re
 import shutil
+import sys
 import tarfile
 import uuid
 import zipfile
@@ -162,14 +163,45 @@ def download(filename, folder, *, url=None, known_hash=None, progressbar=False):
             )
         url = _mirrored(url, filename)
     folder = Path(folder)
+    created = _missing_dirs(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _remove_empty(created)
         raise DownloadError(
             f"Cannot download {filename} from {url}: its folder {folder} cannot be created "
             f"({type(exc).__name__}: {exc}). Point data_home or the SKFACE_DATA environment "
             "variable at a writable folder, or put the file there by hand."
         ) from exc
+    try:
+        return _retrieve(pooch, url, known_hash, filename, folder, progressbar)
+    except BaseException:
+        # A failed or refused download leaves no folder behind that it created.
+        _remove_empty(created)
+        raise
+
+
+def _missing_dirs(folder):
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders):
+    """Remove the folders skface created, deepest first, where they are still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (something else was put there meanwhile), or gone
+            return
+
+
+def _retrieve(pooch, url, known_hash, filename, folder, progressbar):
+    """``pooch.retrieve``, its failures turned into skface's errors."""
     try:
         path = pooch.retrieve(
             url, known_hash=known_hash, fname=filename, path=folder, progressbar=progressbar
@@ -293,8 +325,12 @@ def ensure_files(folder, needed, *, remote=(), download_if_missing=True, dataset
     # system, so moving is a rename) and moved into place only once every needed
     # path is there: a refused or misshapen archive leaves nothing behind.
     staging = None
+    created = _missing_dirs(folder)
     try:
         for fname in remote:
+            # Announced: a download is never silent (the archives weigh up to 270 GB).
+            print(f"skface: downloading {dataset}: {fname} from {remote_url(fname)} into "
+                  f"{folder}", file=sys.stderr, flush=True)
             path = download(fname, folder)
             if not _is_archive(fname):
                 continue
@@ -321,6 +357,12 @@ def ensure_files(folder, needed, *, remote=(), download_if_missing=True, dataset
             )
         if staging is not None:
             _move_into(staging, folder)
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        # A failed or refused download leaves no folder that it created.
+        _remove_empty(created)
+        raise
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

@@ -133,7 +133,7 @@ def _filter(meta, min_face_score, drop_second_face):
     return keep, age, np.array(counts, dtype=np.int64)
 
 
-@dataset(folder="imdb_wiki", required=("wiki_crop/wiki.mat",), citation=CITATION)
+@dataset(folder="imdb_wiki", required=("wiki_crop/wiki.mat",), citation=CITATION, downloadable=True)
 def fetch_imdb_wiki(
     *,
     data_home=None,

@@ -210,7 +210,7 @@ def _people_arrays(
                          files_read=lambda arrays: arrays["filenames"])
 
 
-@dataset(folder="lfw", required=("lfw-deepfunneled/",), citation=CITATION)
+@dataset(folder="lfw", required=("lfw-deepfunneled/",), citation=CITATION, downloadable=True)
 def fetch_lfw_people(
     *,
     data_home=None,
@@ -333,7 +333,7 @@ def _parse_pairs(path):
     return rows, fold
 
 
-@dataset(folder="lfw", required=("lfw-deepfunneled/", "pairs.txt"), citation=CITATION)
+@dataset(folder="lfw", required=("lfw-deepfunneled/", "pairs.txt"), citation=CITATION, downloadable=True)
 def fetch_lfw_pairs(
     *,
     data_home=None,

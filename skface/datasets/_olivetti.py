@@ -65,7 +65,7 @@ def _from_mat(path):
     return np.ascontiguousarray(images), target
 
 
-@dataset(folder="olivetti", required=(_MAT + "|" + _DECODED[0],), citation=CITATION)
+@dataset(folder="olivetti", required=(_MAT + "|" + _DECODED[0],), citation=CITATION, downloadable=True)
 def fetch_olivetti_faces(
     *, data_home=None, shuffle=False, random_state=0, download_if_missing=True, return_X_y=False
 ):

@@ -23,11 +23,16 @@ class DatasetInfo:
         ``"a|b"`` means either of two layouts.
     citation : str
         How to cite the dataset (and its terms of use, in short).
+    downloadable : bool
+        Whether its fetcher can download every file it needs (else some
+        must be put in ``folder`` by hand; the fetcher's error says where
+        from).
     """
 
     folder: str
     required: tuple = ()
     citation: str = ""
+    downloadable: bool = False
     extra: dict = field(default_factory=dict)
 
     def path(self, data_home=None):
@@ -61,11 +66,14 @@ def _exists(root, rel):
     return path.exists()
 
 
-def dataset(*, folder, required=(), citation=""):
+def dataset(*, folder, required=(), citation="", downloadable=False):
     """Attach a :class:`DatasetInfo` to a fetcher so the registry can describe it."""
 
     def decorate(func):
-        func.dataset_info = DatasetInfo(folder=folder, required=tuple(required), citation=citation)
+        func.dataset_info = DatasetInfo(
+            folder=folder, required=tuple(required), citation=citation,
+            downloadable=downloadable,
+        )
         return func
 
     return decorate

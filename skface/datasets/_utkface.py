@@ -1,10 +1,10 @@
 """UTKFace: aligned and cropped faces labelled with age, gender and race in the file names."""
 
 import re
-import warnings
 
 import numpy as np
 
+from .._warnings import warn_at_caller
 from ._cache import cached_arrays
 from ._common import check_choice, check_size, make_bunch
 from ._download import ensure_files
@@ -76,7 +76,8 @@ def fetch_utkface(
     The labels are parsed from the file names,
     ``<age>_<gender>_<race>_<date&time>.jpg.chip.jpg``. Files whose name is
     malformed (a missing field, a value out of range) are left out, named in
-    the Bunch's ``skipped`` and counted in a warning: never dropped silently.
+    the Bunch's ``skipped`` and counted in a warning when the images are
+    decoded: never dropped silently.
 
     Parameters
     ----------
@@ -123,7 +124,8 @@ def fetch_utkface(
         filenames : ndarray of shape (n_samples,)
             File names in ``UTKFace/``, sorted.
         skipped : ndarray of str
-            Files whose name could not be parsed into valid labels, sorted.
+            Files whose name could not be parsed into valid labels, sorted
+            (also on a load from the cache, which does not warn again).
         DESCR : str
             Description, citation and terms of use.
     (data, target) : tuple if ``return_X_y`` is True
@@ -131,7 +133,8 @@ def fetch_utkface(
     Warns
     -----
     UserWarning
-        When files were skipped; the message says how many and names some.
+        When files were skipped, once when the images are decoded (not on a
+        later load from the cache); the message says how many and names some.
     """
     check_choice("target", target, ("age", "gender", "race"))
     size = check_size(size)
@@ -152,6 +155,11 @@ def fetch_utkface(
                 f"No UTKFace image with a valid '<age>_<gender>_<race>_<date>.jpg.chip.jpg' "
                 f"name in {images_dir} ({len(skipped)} other files)."
             )
+        if skipped:
+            # Once per decode, not on every cached load (the Bunch's ``skipped``
+            # still lists them), at the user's line whichever skface helper
+            # (``fetch``, the cache) lies in between.
+            _warn_skipped(skipped, images_dir)
         images = read_images(
             [images_dir / f for f in files], size=size, color=color, dataset="UTKFace"
         )
@@ -165,16 +173,6 @@ def fetch_utkface(
     params = dict(size=size, color=bool(color))
     arrays = cached_arrays("utkface", params, images_dir, compute)
     skipped = arrays["skipped"]
-    if len(skipped):
-        shown = ", ".join(repr(str(s)) for s in skipped[:5])
-        shown += ", ..." if len(skipped) > 5 else ""
-        warnings.warn(
-            f"UTKFace: skipped {len(skipped)} file(s) in {images_dir} whose name is not "
-            f"'<age>_<gender>_<race>_<date>.jpg.chip.jpg' with valid values: {shown}. "
-            "They are listed in the result's 'skipped'.",
-            UserWarning,
-            stacklevel=2,
-        )
     age, gender, race = arrays["labels"].T
     labels = {"age": age, "gender": gender, "race": race}
     extra = {}
@@ -195,6 +193,18 @@ def fetch_utkface(
         skipped=skipped,
         DESCR=_descr(),
         **extra,
+    )
+
+
+def _warn_skipped(skipped, images_dir):
+    shown = ", ".join(repr(str(s)) for s in skipped[:5])
+    shown += ", ..." if len(skipped) > 5 else ""
+    warn_at_caller(
+        f"UTKFace: skipped {len(skipped)} file(s) in {images_dir} whose name is not "
+        f"'<age>_<gender>_<race>_<date>.jpg.chip.jpg' with valid values: {shown}. "
+        "They are listed in the result's 'skipped'; this warning is given when the "
+        "images are decoded, not again on loads from the cache.",
+        UserWarning,
     )
 
 

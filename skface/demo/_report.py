@@ -89,6 +89,14 @@ def _section_html(section):
     return "\n".join(parts)
 
 
+def _loses_cell(section):
+    """A remark in words under a baseline that the model did not beat."""
+    if section.comparison and not section.comparison["beats_baseline"]:
+        return ("<br><b>the model loses to this baseline</b> "
+                f"({html.escape(section.comparison['better'])} is better)")
+    return ""
+
+
 def _summary_html(run, sections):
     esc = html.escape
     rows = []
@@ -97,7 +105,8 @@ def _summary_html(run, sections):
             f"<tr><td><a href='#{esc(s.key)}'><code>{esc(s.estimator)}</code></a></td>"
             f"<td><span class='tag {s.status}'>{esc(s.status)}</span></td>"
             f"<td class='num'>{_summary_cell(s.headline)}</td>"
-            f"<td class='num'>{_summary_cell(s.baseline)}</td>"
+            f"<td class='num'>{_summary_cell(s.baseline)}"
+            f"{_loses_cell(s)}</td>"
             f"<td class='num'>{f'{s.seconds:.0f} s' if s.status == 'ok' else ''}</td></tr>"
         )
     skipped = [s for s in sections if s.status == "skipped"]
@@ -144,6 +153,7 @@ def metrics_dict(run, sections):
                 "seconds": round(s.seconds, 2),
                 "headline": s.headline,
                 "baseline": s.baseline,
+                "comparison": s.comparison,
                 "metrics": s.metrics,
                 "figures": [f"{f.name}.png" for f in s.figures],
                 "notes": s.notes,

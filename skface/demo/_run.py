@@ -124,6 +124,12 @@ def run_demo(
             log(f"skipped {section.estimator}: {section.reason}")
         elif section.status == "failed":
             log(f"FAILED {section.estimator}: {section.reason.splitlines()[-1]}")
+        elif section.comparison and not section.comparison["beats_baseline"]:
+            log(f"note {section.estimator}: {section.notes[0]}")
+    missing = _missing_block(sections)
+    if missing:
+        # Every missing dataset at once, folder, files and source: one round of fetching.
+        log(missing)
     fallback = [s.estimator for s in sections if s.fallback]
     if fallback:
         log(f"ran on scikit-image's bundled LFW sample instead of the data home: "
@@ -190,6 +196,20 @@ def _settings_dict(settings):
     from dataclasses import asdict
 
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}
+
+
+def _missing_block(sections):
+    """One block naming every dataset the stages missed, each once; "" when none was."""
+    lines = []
+    for section in sections:
+        texts = [section.fallback] + ([section.reason] if section.status == "skipped" else [])
+        for text in texts:
+            for line in text.splitlines():
+                if line.strip() and line not in lines:
+                    lines.append(line)
+    if not lines:
+        return ""
+    return "missing data (get these, then run again):\n" + "\n".join(f"  {x}" for x in lines)
 
 
 def _outcome(section):

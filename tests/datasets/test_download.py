@@ -35,7 +35,19 @@ def test_download_checksum_mismatch_raises_and_deletes_file(mirror, tmp_path):
     with pytest.raises(ChecksumError, match="pairs.txt.*does not match"):
         download("pairs.txt", dest)
     assert not (dest / "pairs.txt").exists()
-    assert list(dest.iterdir()) == []  # no temporary leftovers either
+    assert not dest.exists()  # no temporary leftovers, not even the folder it made
+
+
+@pytest.mark.network
+def test_download_checksum_mismatch_existing_folder_kept_empty(mirror, tmp_path):
+    src = tmp_path / "pairs.txt"
+    src.write_text("tampered\n")
+    mirror(src, sha256="0" * 64)
+    dest = tmp_path / "home"
+    dest.mkdir()  # the user's folder: never removed
+    with pytest.raises(ChecksumError):
+        download("pairs.txt", dest)
+    assert list(dest.iterdir()) == []
 
 
 @pytest.mark.network
@@ -320,3 +332,22 @@ def test_ensure_files_archive_merged_into_existing_folder(mirror, tmp_path, monk
         "top/a.txt", "top/b.txt", "top/sub/c.txt"
     ]
     assert [p.name for p in folder.iterdir()] == ["top"]  # no staging folder left
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("name", ["lfw_people", "lfw_pairs", "olivetti_faces", "imdb_wiki",
+                                  "celeba"])
+def test_fetch_failed_download_leaves_no_folder_and_is_announced(
+    closed_port_url, monkeypatch, tmp_path, capsys, name
+):
+    from skface.datasets import DownloadError, fetch, get_dataset_info
+
+    monkeypatch.setenv("SKFACE_MIRROR", closed_port_url)
+    home = tmp_path / "home"
+    home.mkdir()  # the data home is the user's: kept; the dataset folder skface made is not
+    with pytest.raises(DownloadError):
+        fetch(name, data_home=home)
+    assert list(home.iterdir()) == []
+    announced = capsys.readouterr().err
+    assert "skface: downloading" in announced and closed_port_url in announced
+    assert str(get_dataset_info(name).path(home)) in announced

@@ -138,8 +138,9 @@ def test_fetch_utkface_second_call_reads_cache(utk_home, monkeypatch):
         raise AssertionError("images were decoded again instead of read from the cache")
 
     monkeypatch.setattr(_utkface, "read_images", fail)
-    # The warning is repeated from the cached list of skipped files.
-    with pytest.warns(UserWarning, match="skipped 5 file"):
+    # No warning again on a cached load: the Bunch still lists the files.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         second = fetch_utkface(data_home=utk_home, size=8)
     np.testing.assert_array_equal(first.images, second.images)
     np.testing.assert_array_equal(first.skipped, second.skipped)
@@ -213,3 +214,26 @@ def test_fetch_utkface_truncated_image_error_names_file_dataset_and_fix(tmp_path
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(OSError, match=r"UTKFace: image .*3_1_2_20161219140530307\.jpg\.chip\.jpg.*re-download"):
         fetch_utkface(data_home=home, size=8)
+
+
+@pytest.mark.parametrize("through_registry", [False, True])
+def test_fetch_utkface_skipped_warning_once_per_decode_at_callers_line(
+    utk_home, through_registry
+):
+    load = (lambda: fetch("utkface", data_home=utk_home, size=8)) if through_registry else (
+        lambda: fetch_utkface(data_home=utk_home, size=8)
+    )
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        load()
+    skipped = [r for r in record if "skipped 5 file" in str(r.message)]
+    assert len(skipped) == 1
+    assert skipped[0].filename == __file__  # the user's line, not skface's registry
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        bunch = load()
+    assert record == []  # cached: no warning again
+    assert list(bunch.skipped) == sorted(MALFORMED)
+    # Other parameters mean a new decode, which warns again.
+    with pytest.warns(UserWarning, match="skipped 5 file"):
+        fetch_utkface(data_home=utk_home, size=6)
