@@ -58,6 +58,14 @@ class _CountEpochs(Callback):
         self.count += 1
 
 
+class _SlowEpochs(Callback):
+    """Sleeps after each epoch: on a fast machine a small fit could end between its
+    first checkpoint and the signal sent when that checkpoint appears."""
+
+    def on_epoch_end(self, net, **kwargs):
+        time.sleep(0.1)
+
+
 def _epochs_run(est):
     from .test_persist import _nets
 
@@ -110,8 +118,8 @@ def test_sigint_subprocess_exits_then_resume_matches_uninterrupted(name, tmp_pat
         import sys, torch
         torch.set_num_threads(1)
         sys.path.insert(0, {str(ROOT)!r})
-        from tests.test_interrupts import _fit
-        _fit({name!r}, checkpoint={str(folder)!r})
+        from tests.test_interrupts import _SlowEpochs, _fit
+        _fit({name!r}, checkpoint={str(folder)!r}, callbacks=[_SlowEpochs()])
         print("finished")
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
