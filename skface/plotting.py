@@ -39,8 +39,9 @@ def _image_grid(rows, n_cols, *, tile_size, cmap, labels=None, frame=False, exte
 
     Parameters
     ----------
-    rows : list of ndarray of shape (n, H, W) or (n, H, W, 3)
-        Images from :func:`_displayable`; the first ``n`` of each are shown.
+    rows : list of ndarray of shape (n, H, W) or (n, H, W, 3), or of lists
+        Images from :func:`_displayable` (or lists of such images, each its
+        own size); the first ``n`` of each are shown.
     n_cols : int
         Images per row; at most ``n``.
     tile_size : float
@@ -84,7 +85,7 @@ def _image_grid(rows, n_cols, *, tile_size, cmap, labels=None, frame=False, exte
             if not frame:
                 for spine in ax.spines.values():
                     spine.set_visible(False)
-            height, width = images.shape[1:3]
+            height, width = images[i].shape[:2]
             ax.imshow(np.clip(images[i], 0, 1), cmap=cmap, vmin=0, vmax=1,
                       extent=(0, width, height, 0) if extent else None)
             if col == 0 and labels:
@@ -455,46 +456,34 @@ def plot_alignment(images, result, *, n_images=8, n_cols=4, tile_size=2.0, templ
         titled "no face: centre crop".
     """
     import matplotlib.patches as patches
-    import matplotlib.pyplot as plt
 
     crops = np.asarray(result.images)
     n = min(n_images, len(crops))
-    n_cols = max(1, min(n_cols, n))
-    n_rows = 2 * -(-n // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * tile_size, n_rows * tile_size),
-                             squeeze=False)
-    for ax in axes.flat:
-        ax.set_axis_off()
-
-    def show(ax, image):
-        image = np.asarray(image)
-        image = image / 255.0 if image.dtype == np.uint8 else image
-        if image.ndim == 3 and image.shape[2] == 1:
-            image = image[..., 0]
-        height, width = image.shape[:2]
-        ax.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1, extent=(0, width, height, 0))
-        ax.set_axis_on()
-        ax.set_xticks([])
-        ax.set_yticks([])
-
-    for i in range(n):
-        group, col = divmod(i, n_cols)
-        raw, crop = axes[2 * group, col], axes[2 * group + 1, col]
-        show(raw, images[i])
-        show(crop, _crop_image(crops, i))
+    raw = [_display_one(images[i]) for i in range(n)]
+    aligned = [_display_one(_crop_image(crops, i)) for i in range(n)]
+    fig, tiles = _image_grid([raw, aligned], n_cols, tile_size=tile_size, cmap="gray",
+                             frame=True, extent=True)
+    for i, (raw_ax, crop_ax) in enumerate(tiles):
         if result.found[i]:
             x0, y0, x1, y1 = result.boxes[i]
-            raw.add_patch(patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
-                                            edgecolor="yellow", linewidth=1.2))
+            raw_ax.add_patch(patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
+                                               edgecolor="yellow", linewidth=1.2))
             points = np.asarray(result.landmarks[i])
             if len(points) != 2:  # 2 points are the box's corners, already drawn
-                raw.scatter(points[:, 0], points[:, 1], s=4, c="red", linewidths=0)
+                raw_ax.scatter(points[:, 0], points[:, 1], s=4, c="red", linewidths=0)
         else:
-            raw.set_title("no face: centre crop", fontsize=8)
+            raw_ax.set_title("no face: centre crop", fontsize=8)
         if template is not None:
-            crop.scatter(template[:, 0], template[:, 1], s=4, c="cyan", linewidths=0)
+            crop_ax.scatter(template[:, 0], template[:, 1], s=4, c="cyan", linewidths=0)
     fig.tight_layout()
     return fig
+
+
+def _display_one(image):
+    """One image of any size for imshow: floats in [0, 1], grey as (H, W)."""
+    image = np.asarray(image)
+    image = image / 255.0 if image.dtype == np.uint8 else image
+    return image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
 
 
 def _crop_image(crops, i):

@@ -85,3 +85,27 @@ def test_import_skface_plotting_does_not_import_matplotlib():
     code = "import sys, skface.plotting; assert 'matplotlib' not in sys.modules"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_plot_alignment_raw_above_crop_boxes_and_no_face_titled():
+    from sklearn.utils import Bunch
+
+    from skface.plotting import plot_alignment
+
+    images = [np.full((40, 30, 3), 200, np.uint8), np.zeros((20, 50), np.float32)]
+    result = Bunch(
+        images=np.zeros((2, 16, 16, 3), np.uint8), found=np.array([True, False]),
+        boxes=np.array([[5.0, 6.0, 25.0, 30.0], [np.nan] * 4]),
+        landmarks=np.array([[[10.0, 12.0]] * 5, [[np.nan, np.nan]] * 5]),
+    )
+    template = np.array([[4.0, 5.0], [12.0, 5.0]])
+    fig = plot_alignment(images, result, n_cols=2, template=template)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 4  # two raw images above their two crops
+    raw, other_raw, crop, _ = shown
+    # Each raw image keeps its own size (x over [0, W], y over [H, 0]).
+    assert raw.images[0].get_extent() == [0, 30, 40, 0]
+    assert other_raw.images[0].get_extent() == [0, 50, 20, 0]
+    assert len(raw.patches) == 1 and len(raw.collections) == 1  # box, landmarks
+    assert other_raw.get_title() == "no face: centre crop" and not other_raw.patches
+    assert len(crop.collections) == 1  # the template's points
