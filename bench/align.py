@@ -48,14 +48,6 @@ from _common import default_data_home, emit  # noqa: E402
 BENCH = "align"
 
 
-def _iou(a, b):
-    x0, y0 = np.maximum(a[..., 0], b[..., 0]), np.maximum(a[..., 1], b[..., 1])
-    x1, y1 = np.minimum(a[..., 2], b[..., 2]), np.minimum(a[..., 3], b[..., 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
-
-
 def load_frames(data_home, subset="test"):
     """File paths and (n, 68, 2) annotated points of one subset of the keypoint set."""
     import pandas as pd
@@ -77,6 +69,7 @@ def points_box(points, margin=0.0):
 
 def detect_part(args, device):
     from skface.align import FaceDetector
+    from skface.metrics import box_iou
 
     paths, points, _ = load_frames(args.data_home)
     n = len(paths) if args.n_frames is None else args.n_frames
@@ -93,9 +86,9 @@ def detect_part(args, device):
              device=device, config=config)
         for margin in (0.0, 0.1):
             truth = points_box(points, margin)
-            first = np.array([_iou(d.boxes[0], t) if len(d.boxes) else 0.0
+            first = np.array([box_iou(d.boxes[0], t) if len(d.boxes) else 0.0
                               for d, t in zip(detections, truth)])
-            best = np.array([_iou(d.boxes, t).max() if len(d.boxes) else 0.0
+            best = np.array([box_iou(d.boxes, t).max() if len(d.boxes) else 0.0
                              for d, t in zip(detections, truth)])
             emit(BENCH, f"detect_{backend}_found_margin_{margin}", round(float((first >= 0.5).mean()), 4),
                  "fraction", device=device, config=config,

@@ -9,6 +9,7 @@ from sklearn.utils import Bunch
 
 __all__ = [
     "best_threshold",
+    "box_iou",
     "keypoint_rmse",
     "pair_scores",
     "verification_accuracy",
@@ -448,3 +449,29 @@ def keypoint_rmse(y_true, y_pred, *, per_keypoint=False, sample_weight=None):
     with np.errstate(invalid="ignore", divide="ignore"):
         rmse = np.sqrt(total / count)
     return rmse if per_keypoint else float(rmse)
+
+
+def box_iou(boxes_a, boxes_b):
+    """Intersection over union of boxes, pair by pair (broadcast like NumPy arrays).
+
+    Parameters
+    ----------
+    boxes_a, boxes_b : array-like of shape (..., 4)
+        ``x0, y0, x1, y1`` of each box. A box with NaN coordinates (no box,
+        as :class:`skface.align.FaceAligner` gives where no face was found)
+        overlaps nothing.
+
+    Returns
+    -------
+    iou : ndarray of shape (...)
+        In [0, 1]; 0 for NaN or empty boxes.
+    """
+    a = np.asarray(boxes_a, dtype=np.float64)
+    b = np.asarray(boxes_b, dtype=np.float64)
+    x0, y0 = np.maximum(a[..., 0], b[..., 0]), np.maximum(a[..., 1], b[..., 1])
+    x1, y1 = np.minimum(a[..., 2], b[..., 2]), np.minimum(a[..., 3], b[..., 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(inter / (area_a + area_b - inter))

@@ -282,3 +282,13 @@ def test_plot_roc_one_curve_per_entry_auc_in_legend():
     texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert texts[0] == "model (AUC = 1.000)" and texts[1].startswith("baseline")
     plt.close(fig)
+
+
+def test_box_iou_known_overlaps_broadcast_and_missing_boxes():
+    from skface.metrics import box_iou
+
+    a = np.array([0.0, 0.0, 2.0, 2.0])
+    boxes = np.array([[0.0, 0.0, 2.0, 2.0], [1.0, 0.0, 3.0, 2.0], [5.0, 5.0, 6.0, 6.0],
+                      [np.nan] * 4])
+    np.testing.assert_allclose(box_iou(boxes, a), [1.0, 2.0 / 6.0, 0.0, 0.0])
+    assert box_iou(a, a).shape == ()

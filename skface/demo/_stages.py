@@ -229,6 +229,7 @@ def stage_align(ctx):
     from skimage import data as skdata
 
     from skface.align import FaceAligner, FaceDetector, template_points
+    from skface.metrics import box_iou
     from skface.plotting import plot_alignment
 
     section = Section("align", "Face detection and alignment", "FaceDetector, FaceAligner")
@@ -256,7 +257,7 @@ def stage_align(ctx):
             result = aligner.align(paths)
         section.seconds = time.perf_counter() - start
         truth = np.concatenate([points.min(axis=1), points.max(axis=1)], axis=1)
-        iou = _box_iou(result.boxes, truth)
+        iou = box_iou(result.boxes, truth)
         found = float(np.mean(iou >= 0.5))
         section.data = (
             f"The first {n_scored} YouTube Faces keypoint test frames (72-494 px, from their "
@@ -311,15 +312,6 @@ def _read_rgb(path):
 
     with Image.open(path) as im:
         return im.convert("RGB")
-
-
-def _box_iou(a, b):
-    x0, y0 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
-    x1, y1 = np.minimum(a[:, 2], b[:, 2]), np.minimum(a[:, 3], b[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return np.nan_to_num(inter / (area_a + area_b - inter))
 
 
 # -- stage 1: DBN ----------------------------------------------------------------------
