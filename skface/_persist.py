@@ -3,6 +3,7 @@
 import importlib
 import json
 import os
+import uuid
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -69,7 +70,6 @@ def save(estimator, path):
     exactly as the saved one, and further training starts a fresh
     optimizer.
     """
-    import safetensors.torch
     import torch
 
     import skface
@@ -84,17 +84,65 @@ def save(estimator, path):
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Written next to the target and moved into place: a failed save never
-    # leaves a truncated model where a good one was.
-    partial = path.with_name(path.name + ".partial")
-    try:
-        safetensors.torch.save_file(
-            encoder.tensors, str(partial), metadata={"skface": json.dumps(spec)}
-        )
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_safetensors(encoder.tensors, path, {"skface": json.dumps(spec)})
     return path
+
+
+def write_safetensors(tensors, path, metadata):
+    """Write a safetensors file atomically.
+
+    Written under a temporary name in the same folder and renamed once
+    complete: a failed or interrupted write, or two at once, never leaves a
+    truncated file where a good one was.
+
+    Parameters
+    ----------
+    tensors : dict of str to Tensor
+    path : path-like
+    metadata : dict of str to str
+    """
+    import safetensors.torch
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        safetensors.torch.save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_safetensors(path):
+    """The metadata and tensors of a safetensors file, the tensors copied.
+
+    Copies: older safetensors releases return views of the mapped file,
+    which would break (a bus error) if the file were replaced later.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    metadata : dict of str to str
+    tensors : dict of str to Tensor
+        On the CPU.
+
+    Raises
+    ------
+    ValueError
+        The file is not a readable safetensors file; the message is
+        safetensors' own error, ``"<type>: <message>"``.
+    """
+    import safetensors
+
+    try:
+        with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key).clone() for key in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types
+        raise ValueError(f"{type(exc).__name__}: {exc}") from None
+    return metadata, tensors
 
 
 def _class_path(cls):
@@ -260,7 +308,6 @@ def load(path, *, device="auto"):
     FileNotFoundError
         If ``path`` is neither a file nor a registered model name.
     """
-    import safetensors
     import torch
 
     from .estimators._base import resolve_device
@@ -273,16 +320,11 @@ def load(path, *, device="auto"):
             "device='cpu' (or 'auto', which picks CUDA only when there is one)."
         )
     try:
-        with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            # Copies: older safetensors releases return views of the mapped file,
-            # which would break (a bus error) if the file were replaced later.
-            tensors = {key: f.get_tensor(key).clone() for key in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types
+        metadata, tensors = read_safetensors(path)
+    except ValueError as exc:
         raise ModelFormatError(
             f"{path} is not an skface model file (skface models are safetensors files "
-            f"written by estimator.save; pickles are never loaded): "
-            f"{type(exc).__name__}: {exc}"
+            f"written by estimator.save; pickles are never loaded): {exc}"
         ) from None
     if "skface" not in metadata:
         raise ModelFormatError(

@@ -11,13 +11,14 @@
 import hashlib
 import io
 import os
-import uuid
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .._persist import read_safetensors, write_safetensors
 
 __all__ = ["detect_mtcnn", "fetch_mtcnn_weights", "load_mtcnn_nets"]
 
@@ -108,36 +109,21 @@ def _read_wheel(wheel):
 
 def _write_weights(state_dicts, path):
     """Write the three state dicts as one safetensors file, atomically."""
-    import safetensors.torch
-
     tensors = {
         f"{name}.{key}": value.detach().to("cpu", torch.float32).contiguous()
         for name in _NETS
         for key, value in state_dicts[name].items()
     }
     metadata = {"format": _FORMAT, "source": f"{_WHEEL} sha256:{_WHEEL_SHA256}"}
-    # A temporary name in the same folder, renamed once complete: an interrupted
-    # conversion, or two at once, never leaves a half-written weights file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        safetensors.torch.save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_safetensors(tensors, path, metadata)
 
 
 def _read_weights(path):
     """The three state dicts of a safetensors weights file; ``ValueError`` if it is not one."""
-    import safetensors
-
     try:
-        with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key).clone() for key in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types
-        raise ValueError(
-            f"{path} is not a safetensors file ({type(exc).__name__}: {exc})"
-        ) from None
+        metadata, tensors = read_safetensors(path)
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a safetensors file ({exc})") from None
     if metadata.get("format") != _FORMAT:
         raise ValueError(f"{path} is not an skface MTCNN weights file (no {_FORMAT!r} header)")
     state_dicts = {name: {} for name in _NETS}
