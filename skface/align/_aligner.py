@@ -85,6 +85,7 @@ def _warp(image, matrix, size):
     from scipy.ndimage import gaussian_filter
     from skimage.transform import warp
 
+    image = np.asarray(image, dtype=np.float32)  # uint8 images are kept as given until here
     scale = np.sqrt(abs(np.linalg.det(matrix[:2, :2])))
     # skface's coordinates put pixel (0, 0)'s centre at (0.5, 0.5); scikit-image's at 0.
     shift = np.eye(3)

@@ -16,7 +16,8 @@ class ImageList(NamedTuple):
     Attributes
     ----------
     images : list of ndarray of shape (H_i, W_i, C)
-        float32, on the caller's own scale (``scale``); C is 1 or 3 for all.
+        uint8 as given when every image is uint8 (or a file), else float32,
+        on the caller's own scale (``scale``); C is 1 or 3 for all.
     scale : float
         255.0 for uint8 pixels, files and floats above 2, else 1.0.
     kind : {"grey", "channels_last", "flat", "list"}
@@ -41,9 +42,10 @@ class ImageList(NamedTuple):
     def as_uint8(self, i):
         """Image ``i`` as uint8 RGB (H, W, 3), what the detectors read."""
         image = self.images[i]
-        if self.scale != 255.0:
-            image = image * 255.0
-        image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        if image.dtype != np.uint8:
+            if self.scale != 255.0:
+                image = image * 255.0
+            image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
         if image.shape[2] == 1:
             image = np.repeat(image, 3, axis=2)
         return image
@@ -179,13 +181,13 @@ def read_image_list(X, *, image_shape=None, estimator="FaceAligner"):
             "them to one (e.g. np.repeat(grey[..., None], 3, axis=2))."
         )
     uint8 = all(image.dtype == np.uint8 for image in images)
-    images = [image.astype(np.float32) for image in images]
+    # uint8 stays as given (4x smaller than float32); warps convert one image at a time.
+    images = [image if uint8 else image.astype(np.float32) for image in images]
     if not uint8:
         for image, where in zip(images, names):
             if not np.isfinite(image).all():
                 raise ValueError(f"{name}: {where} contains NaN or infinity.")
-    high = max(float(image.max()) for image in images)
-    scale = 255.0 if uint8 or high > 2.0 else 1.0
+    scale = 255.0 if uint8 or max(float(image.max()) for image in images) > 2.0 else 1.0
     dtype = np.dtype(np.uint8) if uint8 else np.dtype(np.float32)
     return ImageList(images, scale, kind, dtype, names)
 
