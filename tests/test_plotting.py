@@ -104,8 +104,8 @@ def test_plot_alignment_raw_above_crop_boxes_and_no_face_titled():
     assert len(shown) == 4  # two raw images above their two crops
     raw, other_raw, crop, _ = shown
     # Each raw image keeps its own size (x over [0, W], y over [H, 0]).
-    assert raw.images[0].get_extent() == [0, 30, 40, 0]
-    assert other_raw.images[0].get_extent() == [0, 50, 20, 0]
+    assert list(raw.images[0].get_extent()) == [0, 30, 40, 0]
+    assert list(other_raw.images[0].get_extent()) == [0, 50, 20, 0]
     assert len(raw.patches) == 1 and len(raw.collections) == 1  # box, landmarks
     assert other_raw.get_title() == "no face: centre crop" and not other_raw.patches
     assert len(crop.collections) == 1  # the template's points
