@@ -215,7 +215,8 @@ def _recipe(args, device):
 
     frozen = dict(convs_per_layer=1, pretrain_epochs=3, finetune_epochs=0, noise="gaussian",
                   noise_level=0.5, feature_layers="all", test_flip=True, lr=1e-3,
-                  batch_size=128, device=device, random_state=0)
+                  batch_size=128, device=device, random_state=0, contrast=None,
+                  feature_scale=None)
     texture = make_pipeline(LocalContrastNormalizer(2.0),
                             ConvSDAEFeatures((64, 128, 256), **frozen))
     raw = ConvSDAEFeatures((32, 64, 128), **frozen)

@@ -431,6 +431,10 @@ class _Decoder:
     def estimator(self, spec):
         cls = resolve_class(spec["class"], str(self.path))
         params = {k: self.value(v) for k, v in spec["params"].items()}
+        # A file written before a parameter existed means that parameter's old
+        # behaviour, not its current default.
+        for name, value in getattr(cls, "_legacy_params", {}).items():
+            params.setdefault(name, value)
         est = cls(**params)
         fitted = spec.get("fitted")
         if fitted is not None:

@@ -113,11 +113,11 @@ RECIPES = {
                 fetch_kwargs={"size": 32, "color": True},
                 n_images=3000,
             ),
-            # The user guide's frozen raw-pixel encoder, at the full run's 64 px and epochs.
+            # ConvSDAEFeatures' defaults (the frozen recipe for linear heads), on every
+            # face at 48 px, where they were measured (bench/sdae.py's one-liner rows).
             "full": Preset(
-                _make("ConvSDAEFeatures", layer_channels=(32, 64, 128), pretrain_epochs=20,
-                      finetune_epochs=10, feature_layers="all", test_flip=True, batch_size=128),
-                fetch_kwargs={"size": 64, "color": True},
+                _make("ConvSDAEFeatures", batch_size=128),
+                fetch_kwargs={"size": 48, "color": True},
             ),
         },
     ),

@@ -455,3 +455,32 @@ def test_fitted_on_cuda_pickle_and_file_predict_in_cpu_only_process(tmp_path):
             got = np.load(tmp_path / f"{name}.{kind}.npy")
             # bf16 autocast on CUDA, float32 on the CPU.
             np.testing.assert_allclose(got, out, rtol=0.05, atol=0.05 * np.abs(out).max())
+
+
+def test_load_file_from_before_contrast_and_feature_scale_keeps_old_behaviour(tmp_path):
+    # A ConvSDAEFeatures saved before these parameters existed: raw pixels, raw codes.
+    X = np.random.RandomState(0).rand(24, 12, 12, 3).astype(np.float32)
+    est = _encoder(contrast=None, feature_scale=None).fit(X)
+    path = est.save(tmp_path / "old.skface")
+    spec, tensors = _header(path)
+    node = spec["estimator"]
+    for name in ("contrast", "feature_scale"):
+        del node["params"][name]
+    for name in ("contrast_", "feature_scale_", "feature_mean_", "feature_gain_"):
+        node["fitted"].pop(name)
+    _rewrite(path, spec, tensors)
+    loaded = skface.load(path, device="cpu")
+    assert loaded.get_params()["contrast"] is None
+    assert loaded.get_params()["feature_scale"] is None
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+
+
+def test_unpickle_from_before_contrast_and_feature_scale_keeps_old_behaviour():
+    X = np.random.RandomState(0).rand(24, 12, 12, 3).astype(np.float32)
+    est = _encoder(contrast=None, feature_scale=None).fit(X)
+    for name in ("contrast", "feature_scale", "contrast_", "feature_scale_",
+                 "feature_mean_", "feature_gain_"):
+        del est.__dict__[name]
+    loaded = pickle.loads(pickle.dumps(est))
+    assert loaded.get_params()["contrast"] is None and clone(loaded).feature_scale is None
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))

@@ -402,6 +402,9 @@ def stage_sdae(ctx):
     sdae = ConvSDAEFeatures(
         s.sdae_channels, pretrain_epochs=s.sdae_pretrain_epochs, batch_size=64,
         input_size=s.sdae_size, feature_layers="all", test_flip=True,
+        # The demo's measured setting: raw pixels (its denoising pictures and
+        # corrupt() are in pixel space), masking noise, its heads' own scaler.
+        contrast=None, noise="mask", noise_level=0.3, feature_scale=None,
         **ctx.estimator_params(),
     )
     if not ctx.present("utkface"):

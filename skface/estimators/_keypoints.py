@@ -570,6 +570,10 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
                 tuple(int(c) for c in np.atleast_1d(self.layer_channels)),
                 convs_per_layer=self.convs_per_layer, pretrain_epochs=self.pretrain_epochs,
                 batch_size=self.batch_size,
+                # The settings this pretraining was measured with (bench/keypoints.py):
+                # raw pixels, masking noise; only the trunk is used, so no feature scaling.
+                contrast=None, noise="mask", noise_level=0.3, feature_layers="top",
+                test_flip=False, feature_scale=None,
             )
         if not is_fitted(encoder):
             # The encoder sees exactly what the regressor will: resized, converted images.

@@ -24,6 +24,11 @@ from ._stream import device_images, fit_standardize
 
 __all__ = ["ConvSDAEFeatures", "load_images"]
 
+# A face's scaled feature vector has this mean squared length (see feature_scale):
+# chosen so that LogisticRegression() and RidgeCV() at their default
+# regularisation serve the default features as well as tuned C and alpha do.
+FEATURE_SCALE = 32.0
+
 
 def load_images(images, size, channels, device):
     """Validated images -> float32 (n, C, H, W) on ``device`` at a model's size and channels.
@@ -110,6 +115,16 @@ def _has_inverse(estimator):
     return True
 
 
+def _has_corrupt(estimator):
+    contrast = getattr(estimator, "contrast_", estimator.contrast)
+    if contrast is not None:
+        raise AttributeError(
+            "corrupt needs contrast=None: with contrast normalisation the layers learned "
+            "to denoise contrast-normalised images, not the pixels given."
+        )
+    return True
+
+
 def _layer_indices(feature_layers, n_layers):
     """Sorted layer indices (0 = bottom) for a ``feature_layers`` parameter."""
     if isinstance(feature_layers, str):
@@ -147,12 +162,22 @@ class ConvSDAEFeatures(
     clean input (standardised pixels, or the code of the frozen layers
     below) from a corrupted copy (Vincent et al., 2010). The stack can then
     be fine-tuned jointly to denoise whole images. No labels are used.
-    ``transform`` gives the top layer's code, flattened or pooled; each
+    ``transform`` gives the layers' codes, flattened or pooled; each
     stage is a skorch fit.
+
+    The defaults are the frozen-features recipe for linear heads: faces
+    contrast-normalised inside the encoder, three layers of 64-256
+    channels trained 3 epochs each against strong Gaussian noise, every
+    layer's code, averaged with the mirror image's, and standardised and
+    scaled so that ``LogisticRegression()`` and ``RidgeCV()`` at their
+    own defaults serve them well (see ``feature_scale``). For
+    reconstructions of the pixels themselves (``inverse_transform``,
+    ``corrupt``, denoising pictures) use ``contrast=None,
+    feature_layers="top", test_flip=False``.
 
     Parameters
     ----------
-    layer_channels : tuple of int, default=(32, 64, 128)
+    layer_channels : tuple of int, default=(64, 128, 256)
         Channels of each layer, bottom up. Each layer halves the height and
         width, so 48x48 input gives a 6x6 top code with three layers.
     kernel_size : int, default=3
@@ -161,12 +186,27 @@ class ConvSDAEFeatures(
         Encoder convolutions per layer: ``convs_per_layer - 1`` at full
         resolution, then the stride-2 one. 2 gives a deeper trunk, better
         for fine-tuning, at about twice the cost.
-    noise : {"mask", "gaussian"}, default="mask"
+    contrast : float or None, default=2.0
+        Sigma, in pixels at ``input_size``, of the local contrast
+        normalisation the encoder applies to every image before its
+        per-channel standardisation (as
+        :class:`~skface.preprocessing.LocalContrastNormalizer` does, but
+        inside the model: on the GPU, in batches, and in every head built
+        on its trunk); None encodes the pixels as they are. It removes
+        brightness, colour casts and smooth lighting, which a denoising
+        autoencoder otherwise spends its capacity on, and keeps edges and
+        skin texture: on UTKFace 48x48 RGB (one fold) it took gender
+        accuracy from 0.870 to 0.890 and age MAE from 9.92 to 8.68 years
+        with the same linear heads. With it the layers model
+        contrast-normalised faces: ``reconstruct`` and
+        ``inverse_transform`` give contrast-normalised images, and
+        ``corrupt`` is not available.
+    noise : {"mask", "gaussian"}, default="gaussian"
         Corruption: "mask" zeroes a random fraction ``noise_level`` of the
         inputs (and scales the rest by ``1 / (1 - noise_level)``);
         "gaussian" adds noise with a standard deviation of ``noise_level``
         times each channel's.
-    noise_level : float, default=0.3
+    noise_level : float, default=0.5
         Fraction masked, in [0, 1), or relative noise standard deviation.
     pooling : {"flatten", "avgmax", "avg", "max"}, default="flatten"
         How ``transform`` turns a code (C, h, w) into features: every
@@ -176,7 +216,7 @@ class ConvSDAEFeatures(
         place in every image, so keeping where a feature fired ("flatten")
         is worth much more to a linear head than global pooling: on UTKFace
         48x48 it gave 0.87 gender accuracy against 0.76 for "avgmax".
-    feature_layers : {"top", "all"} or sequence of int, default="top"
+    feature_layers : {"top", "all"} or sequence of int, default="all"
         Which layers' codes make the features: the top layer's, every
         layer's, or the layers at these indices (0 is the bottom layer, -1
         the top). With "flatten" pooling the codes of lower layers are
@@ -186,7 +226,7 @@ class ConvSDAEFeatures(
         contrast-normalised input) it gave 0.890 gender accuracy and 8.68
         years of age MAE, against 0.878 and 8.96 for the top layer alone.
         ``inverse_transform`` needs "top".
-    test_flip : bool, default=False
+    test_flip : bool, default=True
         True averages the features of each image with those of its
         left-right mirror image, so a face and its mirror image get the
         same features (as ``CenterLossEmbedder(test_flip=True)`` does for
@@ -197,6 +237,22 @@ class ConvSDAEFeatures(
         measured on an inner split of one fold's training faces) it
         lowered the age MAE from 8.18 to 7.71 years. ``inverse_transform``
         needs False.
+    feature_scale : float or None, default=32.0
+        ``transform`` standardises each feature over the training faces
+        (the means and standard deviations are learned at the end of
+        ``fit``, from one more pass over them) and multiplies the whole
+        vector by ``sqrt(feature_scale / n_features)``: a face's features
+        then have a mean squared length of ``feature_scale`` whatever the
+        size of the encoder, so a linear head's regularisation means the
+        same for any of them. The default suits scikit-learn's default
+        regularisation: at 48x48 (16,128 features) ``LogisticRegression()``
+        acts as C=0.002 and ``RidgeCV()``'s largest alpha (10) as
+        alpha=5,040 on standardised features, close to the C=0.003 and
+        alpha=10,000 tuned for the recipe. Chosen among 16, 32, 48 and 96 on
+        an inner split of one UTKFace fold's training faces (gender
+        accuracy 0.886, 0.884, 0.883, 0.883; age MAE 8.05, 7.99, 8.00,
+        8.14 years). A ``StandardScaler`` after the encoder undoes it (tune
+        C and alpha yourself then); None gives the codes as they are.
     input_size : int, tuple of int (height, width) or None, default=None
         Size the images are resized to (antialiased bilinear) before
         encoding; None keeps the size seen in ``fit``.
@@ -204,7 +260,7 @@ class ConvSDAEFeatures(
         True encodes RGB (grey images repeated on three channels), False
         grey (RGB converted with the BT.601 luma weights), None the
         channels of the images seen in ``fit``.
-    pretrain_epochs : int, default=10
+    pretrain_epochs : int, default=3
         Epochs of greedy denoising training per layer; 0 leaves the layers
         at their random initialisation (an untrained encoder).
     finetune_epochs : int, default=0
@@ -265,6 +321,15 @@ class ConvSDAEFeatures(
         afterwards, until the next ``fit``.
     code_shape_ : tuple of int (C, h, w)
         Shape of the top code.
+    contrast_ : float or None
+        ``contrast`` at ``fit``.
+    feature_scale_ : float or None
+        ``feature_scale`` at ``fit``: what ``transform`` applies, whatever
+        ``set_params`` does afterwards.
+    feature_mean_, feature_gain_ : ndarray of shape (n_features,) or None
+        The offset subtracted from each feature and the gain it is then
+        multiplied by (0 for a feature constant over the training faces);
+        None without ``feature_scale``.
     image_shape_ : tuple of int (H, W, C)
         Shape of the images seen in ``fit``.
     image_layout_ : skface._validation.ImageLayout
@@ -297,26 +362,37 @@ class ConvSDAEFeatures(
     >>> faces = np.random.RandomState(0).rand(32, 16, 16, 3).astype(np.float32)
     >>> sdae = ConvSDAEFeatures(layer_channels=(8, 16), pretrain_epochs=1,
     ...                         random_state=0).fit(faces)
-    >>> sdae.transform(faces).shape
-    (32, 256)
+    >>> sdae.transform(faces).shape  # both layers' codes on the 4x4 grid: (8 + 16) * 16
+    (32, 384)
     >>> sdae.reconstruct(faces).shape
     (32, 16, 16, 3)
     """
 
+    # Parameters added after models were first saved, with the value that a file or
+    # pickle without them meant (the behaviour of the skface that wrote it).
+    _legacy_params = {"contrast": None, "feature_scale": None}
+
+    def __setstate__(self, state):
+        for name, value in self._legacy_params.items():
+            state.setdefault(name, value)
+        super().__setstate__(state)
+
     def __init__(
         self,
-        layer_channels=(32, 64, 128),
+        layer_channels=(64, 128, 256),
         *,
         kernel_size=3,
         convs_per_layer=1,
-        noise="mask",
-        noise_level=0.3,
+        contrast=2.0,
+        noise="gaussian",
+        noise_level=0.5,
         pooling="flatten",
-        feature_layers="top",
-        test_flip=False,
+        feature_layers="all",
+        test_flip=True,
+        feature_scale=FEATURE_SCALE,
         input_size=None,
         color=None,
-        pretrain_epochs=10,
+        pretrain_epochs=3,
         finetune_epochs=0,
         lr=1e-3,
         batch_size=128,
@@ -330,11 +406,13 @@ class ConvSDAEFeatures(
         self.layer_channels = layer_channels
         self.kernel_size = kernel_size
         self.convs_per_layer = convs_per_layer
+        self.contrast = contrast
         self.noise = noise
         self.noise_level = noise_level
         self.pooling = pooling
         self.feature_layers = feature_layers
         self.test_flip = test_flip
+        self.feature_scale = feature_scale
         self.input_size = input_size
         self.color = color
         self.pretrain_epochs = pretrain_epochs
@@ -361,12 +439,17 @@ class ConvSDAEFeatures(
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size!r}.")
         check_number("convs_per_layer", self.convs_per_layer, numbers.Integral, low=1)
+        if self.contrast is not None:
+            check_number("contrast", self.contrast, low=0, low_inclusive=False, high=np.inf)
         check_choice("noise", self.noise, NOISE_KINDS)
         high = 1 if self.noise == "mask" else None
         check_number("noise_level", self.noise_level, low=0, high=high)
         check_choice("pooling", self.pooling, POOLINGS)
         _layer_indices(self.feature_layers, len(channels))
         check_choice("test_flip", self.test_flip, (True, False))
+        if self.feature_scale is not None:
+            check_number("feature_scale", self.feature_scale, low=0, low_inclusive=False,
+                         high=np.inf)
         check_choice("color", self.color, (None, True, False))
         for name in ("pretrain_epochs", "finetune_epochs"):
             check_number(name, getattr(self, name), numbers.Integral, low=0)
@@ -404,6 +487,7 @@ class ConvSDAEFeatures(
                 ConvDAEStack, desc="", net_class=_DenoisingNet,
                 module__in_channels=self.n_channels_, module__layer_channels=tuple(channels),
                 module__kernel_size=self.kernel_size, module__n_convs=self.convs_per_layer,
+                module__contrast=None if self.contrast is None else float(self.contrast),
                 noise=self.noise, noise_level=self.noise_level, lr=self.lr,
                 batch_size=self.batch_size, optimizer=torch.optim.Adam,
             )
@@ -430,7 +514,37 @@ class ConvSDAEFeatures(
         self.pooling_ = self.pooling
         self.test_flip_ = bool(self.test_flip)
         self.code_shape_ = (channels[-1], *net.module_.code_size(self.input_size_))
+        self.contrast_ = None if self.contrast is None else float(self.contrast)
+        self._fit_feature_scaling(images)
         return self
+
+    def _fit_feature_scaling(self, images):
+        """Per-feature offset and gain that ``transform`` applies (none without feature_scale)."""
+        self.feature_scale_ = None if self.feature_scale is None else float(self.feature_scale)
+        self.feature_mean_ = self.feature_gain_ = None
+        if self.feature_scale_ is None:
+            return
+        # Batch by batch, in float64: the features of every training face would be
+        # n_faces * n_features floats at once (gigabytes for a large set).
+        count, total, squares = 0, 0.0, 0.0
+        for codes in self._iter_batched(self._features, images, device=self._device()):
+            codes = codes.double()
+            count += len(codes)
+            total = total + codes.sum(dim=0)
+            squares = squares + codes.square().sum(dim=0)
+        mean = (total / count).numpy()
+        std = np.sqrt(np.maximum((squares / count).numpy() - mean**2, 0.0))
+        n_features = len(mean)
+        # Standardised features, then a common gain: a face's feature vector has a
+        # mean squared length of feature_scale whatever the number of features, so
+        # a head's regularisation means the same for any encoder size. A feature
+        # constant over the training faces (a dead ReLU) stays at zero.
+        # Constant means a spread within rounding of the mean (the one-pass variance
+        # leaves about 1e-8 of it).
+        constant = std <= 1e-6 * (np.abs(mean) + 1e-3)
+        gain = np.sqrt(self.feature_scale_ / n_features) / np.where(constant, np.inf, std)
+        self.feature_mean_ = mean.astype(np.float32)
+        self.feature_gain_ = gain.astype(np.float32)
 
     # -- inference -----------------------------------------------------------------------
 
@@ -481,7 +595,8 @@ class ConvSDAEFeatures(
             module=ConvTrunk,
             kwargs=dict(in_channels=self.n_channels_, layer_channels=self.layer_channels_,
                         kernel_size=self.net_.module__kernel_size,
-                        n_convs=self.net_.module__n_convs),
+                        n_convs=self.net_.module__n_convs,
+                        contrast=getattr(self.net_, "module__contrast", None)),
             state_dict=state,
             feature_layers=tuple(self.feature_layers_),
             pooling=self.pooling_,
@@ -509,6 +624,8 @@ class ConvSDAEFeatures(
         """
         images, layout = self._validate_images(X, reset=False, raw=True)
         features = self._apply_batched(self._features, images, device=self._device())
+        if getattr(self, "feature_gain_", None) is not None:
+            features = (features - self.feature_mean_) * self.feature_gain_
         return features.astype(layout.dtype, copy=False)
 
     def _decode_images(self, code):
@@ -542,10 +659,17 @@ class ConvSDAEFeatures(
                 f"{self._n_features_out} features as input: inverse_transform takes codes "
                 "from transform, not images."
             )
+        if getattr(self, "feature_gain_", None) is not None:
+            # Back from the scaled features to the codes (a feature constant in
+            # training, with no gain, goes back to its constant).
+            gain = self.feature_gain_
+            safe = np.where(gain > 0, gain, 1.0)
+            codes = np.where(gain > 0, codes / safe, 0.0) + self.feature_mean_
         maps = codes.reshape(len(codes), *self.code_shape_)
         images = self._apply_batched(self._decode_images, maps, device=self._device())
         return restore_layout(images, self.image_layout_._replace(dtype=codes.dtype))
 
+    @available_if(_has_corrupt)
     def corrupt(self, X, random_state=None):
         """The images with the kind and level of noise the layers learned to remove.
 

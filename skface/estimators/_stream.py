@@ -184,23 +184,36 @@ def device_images(images, device, size=None, channels=None):
     ])
 
 
-def channel_stats(images):
+def channel_stats(images, prepare=None):
     """Per-channel mean and standard deviation of (n, C, H, W) images, float64 ndarrays.
 
     One pass in blocks over :class:`RawImages` or :class:`DeviceImages`
     (the per-block moments combined as Chan et al. do, which is as stable
-    as two passes); numpy's on a whole array or tensor.
+    as two passes); numpy's on a whole array or tensor. ``prepare`` (a
+    function of a float tensor block) is applied first: the statistics are
+    then those of its output.
     """
+    def prepared(block):
+        if prepare is None:
+            return block
+        tensor = block if isinstance(block, torch.Tensor) else torch.from_numpy(block)
+        with torch.no_grad():
+            return prepare(tensor.float()).detach().cpu().numpy()
+
     if isinstance(images, torch.Tensor):
-        images = images.detach().float().cpu().numpy()
+        images = images.detach().float()
+        images = prepared(images) if prepare is not None else images.cpu().numpy()
     if isinstance(images, np.ndarray):
+        images = prepared(images)
         return (images.mean(axis=(0, 2, 3), dtype=np.float64),
                 images.std(axis=(0, 2, 3), dtype=np.float64))
     if isinstance(images, RawImages):
         step = _block_rows(images)
-        blocks = (images[start : start + step] for start in range(0, len(images), step))
+        blocks = (prepared(images[start : start + step])
+                  for start in range(0, len(images), step))
     else:
-        blocks = (x.detach().cpu().numpy() for x in images.blocks())
+        blocks = (prepared(x) if prepare is not None else x.detach().cpu().numpy()
+                  for x in images.blocks())
     count, mean, m2 = 0, 0.0, 0.0
     for block in blocks:
         n = block.shape[0] * block.shape[2] * block.shape[3]
@@ -223,5 +236,5 @@ def fit_standardize(module, images):
     """Fit a :class:`~skface.nn.conv_dae.ChannelStandardize` on a tensor or DeviceImages."""
     if isinstance(images, torch.Tensor):
         return module.fit(images)
-    mean, std = channel_stats(images)
+    mean, std = channel_stats(images, getattr(module, "prepare", None))
     return module.set_stats(mean, std)

@@ -139,9 +139,17 @@ def trunk_features(trunk, x, layers=None, pooling="flatten", test_flip=False):
 class ChannelStandardize(nn.Module):
     """Subtract a per-channel mean and divide by a per-channel standard deviation.
 
+    Optionally after local contrast normalisation of each image
+    (:func:`~skface.nn.contrast.local_contrast_normalize`), so that the
+    statistics, the encoder and every head built on its trunk all see the
+    same contrast-normalised input.
+
     Parameters
     ----------
     n_channels : int
+    contrast : float or None, default=None
+        Sigma of the local contrast normalisation applied first, in pixels;
+        None standardises the pixels as they are.
 
     Attributes
     ----------
@@ -149,15 +157,27 @@ class ChannelStandardize(nn.Module):
         Identity (0 and 1) until :meth:`fit` or a loaded state dict sets them.
     """
 
-    def __init__(self, n_channels):
+    def __init__(self, n_channels, contrast=None):
         super().__init__()
+        self.contrast = None if contrast is None else float(contrast)
         self.register_buffer("mean", torch.zeros(1, n_channels, 1, 1))
         self.register_buffer("std", torch.ones(1, n_channels, 1, 1))
+
+    def prepare(self, x):
+        """The images the statistics describe: contrast-normalised when ``contrast`` is set."""
+        if self.contrast is None:
+            return x
+        from .contrast import local_contrast_normalize
+
+        # float32 outside autocast: the local standard deviation divides, and
+        # bfloat16's 3 digits would show up as noise in flat regions.
+        with torch.autocast(x.device.type, enabled=False):
+            return local_contrast_normalize(x.float(), self.contrast)
 
     @torch.no_grad()
     def fit(self, x):
         """Set the statistics from images ``x`` of shape (n, C, H, W); returns self."""
-        x = x.float()
+        x = self.prepare(x.float())
         self.mean.copy_(x.mean(dim=(0, 2, 3), keepdim=True))
         std = x.std(dim=(0, 2, 3), keepdim=True, unbiased=False)
         # A constant channel stays as it is rather than blowing up.
@@ -168,8 +188,9 @@ class ChannelStandardize(nn.Module):
     def set_stats(self, mean, std):
         """Set the statistics from per-channel ``mean`` and ``std`` arrays; returns self.
 
-        For statistics gathered in batches (sets streamed from disk); a
-        constant channel keeps a standard deviation of 1, as in :meth:`fit`.
+        For statistics gathered in batches (sets streamed from disk) of
+        :meth:`prepare`'s output; a constant channel keeps a standard
+        deviation of 1, as in :meth:`fit`.
         """
         mean = torch.as_tensor(np.asarray(mean, np.float32)).reshape(self.mean.shape)
         std = torch.as_tensor(np.asarray(std, np.float32)).reshape(self.std.shape)
@@ -178,11 +199,14 @@ class ChannelStandardize(nn.Module):
         return self
 
     def forward(self, x):
-        return (x - self.mean) / self.std
+        return (self.prepare(x) - self.mean) / self.std
 
     def inverse(self, z):
-        """Back from standardised values to the input's scale."""
+        """Back from standardised values to the input's scale (contrast-normalised if set)."""
         return z * self.std + self.mean
+
+    def extra_repr(self):
+        return "" if self.contrast is None else f"contrast={self.contrast}"
 
 
 def _conv_out(size, kernel_size):
@@ -310,6 +334,10 @@ class ConvDAEStack(nn.Module):
         Encoder convolutions per layer (see :class:`DenoisingConvLayer`).
     batch_norm : bool, default=True
     activation : str, default="relu"
+    contrast : float or None, default=None
+        Sigma of a local contrast normalisation in front of the
+        standardisation (see :class:`ChannelStandardize`): the stack then
+        models, and reconstructs, contrast-normalised images.
 
     Attributes
     ----------
@@ -328,6 +356,7 @@ class ConvDAEStack(nn.Module):
         n_convs=1,
         batch_norm=True,
         activation="relu",
+        contrast=None,
     ):
         super().__init__()
         layer_channels = [int(c) for c in layer_channels]
@@ -338,7 +367,7 @@ class ConvDAEStack(nn.Module):
             )
         self.in_channels = in_channels
         self.layer_channels = tuple(layer_channels)
-        self.standardize = ChannelStandardize(in_channels)
+        self.standardize = ChannelStandardize(in_channels, contrast)
         inputs = [in_channels, *layer_channels[:-1]]
         self.layers = nn.ModuleList(
             DenoisingConvLayer(

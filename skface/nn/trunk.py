@@ -26,14 +26,15 @@ class ConvTrunk(nn.Sequential):
     n_convs : int, default=1
     batch_norm : bool, default=True
     activation : str, default="relu"
+    contrast : float or None, default=None
         As for :class:`~skface.nn.conv_dae.ConvDAEStack`.
     """
 
     def __init__(self, in_channels, layer_channels, kernel_size=3, *, n_convs=1,
-                 batch_norm=True, activation="relu"):
+                 batch_norm=True, activation="relu", contrast=None):
         stack = ConvDAEStack(
             in_channels, layer_channels, kernel_size, n_convs=n_convs,
-            batch_norm=batch_norm, activation=activation,
+            batch_norm=batch_norm, activation=activation, contrast=contrast,
         )
         super().__init__(*stack.trunk())
         self.layer_channels = stack.layer_channels

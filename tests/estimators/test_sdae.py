@@ -47,8 +47,15 @@ def _faces(n=48, size=12, channels=3, seed=0):
     return images, y, 20 + 100 * offset
 
 
+# The mechanics under test are those of the raw-pixel encoder: the settings these
+# tests were written for, spelled out now that the defaults are the frozen recipe's.
+RAW = dict(contrast=None, noise="mask", noise_level=0.3, feature_layers="top",
+           test_flip=False, feature_scale=None)
+
+
 def _encoder(**params):
-    defaults = dict(layer_channels=(4, 8), pretrain_epochs=2, batch_size=16, random_state=0)
+    defaults = dict(layer_channels=(4, 8), pretrain_epochs=2, batch_size=16, random_state=0,
+                    **RAW)
     return ConvSDAEFeatures(**{**defaults, **params})
 
 
@@ -531,7 +538,7 @@ def test_convsdaefeatures_utkface_features_beat_chance_on_gender(shared_data):
     pick = rng.choice(len(faces.images), 400, replace=False)
     X, y = faces.images[pick], faces.gender[pick]
     pipe = make_pipeline(
-        ConvSDAEFeatures((16, 32), pretrain_epochs=2, random_state=0),
+        ConvSDAEFeatures((16, 32), pretrain_epochs=2, random_state=0, **RAW),
         StandardScaler(),
         LogisticRegression(C=0.1, max_iter=1000),
     )
@@ -540,7 +547,8 @@ def test_convsdaefeatures_utkface_features_beat_chance_on_gender(shared_data):
 
 
 _SMALL_ENCODER = dict(layer_channels=(16, 32, 64), pretrain_epochs=2, noise="gaussian",
-                      noise_level=0.5, random_state=0)
+                      noise_level=0.5, random_state=0, contrast=None, feature_layers="top",
+                      test_flip=False, feature_scale=None)
 
 
 @pytest.fixture(scope="module")
@@ -626,7 +634,7 @@ def test_conv_sdae_corrupt_training_noise_in_callers_layout(noise):
     rng = np.random.RandomState(0)
     X = rng.rand(24, 12, 12, 3).astype(np.float32)
     sdae = ConvSDAEFeatures((4,), noise=noise, noise_level=0.3, pretrain_epochs=1,
-                            random_state=0).fit(X)
+                            random_state=0, contrast=None).fit(X)
     noisy = sdae.corrupt(X, random_state=0)
     assert noisy.shape == X.shape and noisy.dtype == np.float32
     np.testing.assert_array_equal(noisy, sdae.corrupt(X, random_state=0))
@@ -650,3 +658,92 @@ def test_sdaeclassifier_flat_rows_read_with_encoder_image_shape(faces):
     np.testing.assert_array_equal(clf.predict_proba(flat), clf.predict_proba(X))
     with pytest.raises(ValueError, match="image_shape"):
         _clf(_encoder(pretrain_epochs=1), max_epochs=1).fit(flat, y)
+
+
+# -- the defaults: contrast normalisation inside the encoder, scaled features --------------
+
+
+def test_convsdaefeatures_defaults_are_the_frozen_recipe():
+    params = ConvSDAEFeatures().get_params()
+    assert params["layer_channels"] == (64, 128, 256) and params["contrast"] == 2.0
+    assert (params["noise"], params["noise_level"]) == ("gaussian", 0.5)
+    assert params["feature_layers"] == "all" and params["test_flip"] is True
+    assert params["pretrain_epochs"] == 3 and params["feature_scale"] > 0
+
+
+def test_convsdaefeatures_feature_scale_standardises_to_mean_squared_length(faces):
+    sdae = _encoder(feature_scale=48.0).fit(faces[0])
+    features = sdae.transform(faces[0]).astype(np.float64)
+    np.testing.assert_allclose(features.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose((features**2).sum(axis=1).mean(), 48.0, rtol=1e-3)
+    # The same codes as without scaling, up to each feature's offset and gain.
+    raw = _encoder(feature_scale=None).fit(faces[0]).transform(faces[0])
+    np.testing.assert_allclose((raw - sdae.feature_mean_) * sdae.feature_gain_, features,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_convsdaefeatures_feature_scale_inverse_transform_undoes_it(faces):
+    scaled = _encoder(feature_scale=10.0).fit(faces[0])
+    np.testing.assert_allclose(scaled.inverse_transform(scaled.transform(faces[0])),
+                               scaled.reconstruct(faces[0]), atol=1e-5)
+
+
+def test_convsdaefeatures_feature_scale_read_from_fit_not_params(faces):
+    sdae = _encoder(feature_scale=10.0).fit(faces[0])
+    before = sdae.transform(faces[0])
+    sdae.set_params(feature_scale=None)
+    np.testing.assert_array_equal(sdae.transform(faces[0]), before)
+
+
+@pytest.mark.parametrize("value", [0, -1.0, np.inf, "big"])
+def test_convsdaefeatures_bad_feature_scale_or_contrast_raises_in_fit(faces, value):
+    for name in ("feature_scale", "contrast"):
+        with pytest.raises((ValueError, TypeError), match=name):
+            _encoder(**{name: value}).fit(faces[0])
+
+
+def test_convsdaefeatures_contrast_features_ignore_brightness_and_gain(faces):
+    # Local contrast normalisation inside the encoder: a brighter, higher-contrast copy
+    # of a face (a * x + b) is the same face to it; the raw-pixel encoder sees a change.
+    X = faces[0]
+    brighter = 0.5 * X + 0.3
+    lcn = _encoder(contrast=2.0).fit(X)
+    np.testing.assert_allclose(lcn.transform(brighter), lcn.transform(X), atol=1e-3)
+    raw = _encoder().fit(X)
+    assert np.abs(raw.transform(brighter) - raw.transform(X)).max() > 0.1
+
+
+def test_convsdaefeatures_contrast_trunk_carries_it_to_heads(faces):
+    from skface.nn.conv_dae import trunk_features
+
+    sdae = _encoder(contrast=2.0).fit(faces[0])
+    spec = sdae.export_trunk()
+    assert spec.kwargs["contrast"] == 2.0
+    trunk = spec.module(**spec.kwargs).eval()
+    trunk.load_state_dict(spec.state_dict)
+    x = torch.from_numpy(faces[0]).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        expected = trunk_features(trunk, x, spec.feature_layers, spec.pooling, spec.test_flip)
+    np.testing.assert_allclose(sdae.transform(faces[0]), expected.numpy(), atol=1e-5)
+    # A head fine-tuned from it sees contrast-normalised faces too.
+    clf = _clf(sdae, max_epochs=1).fit(faces[0], faces[1])
+    assert clf.net_.module_.trunk[0].contrast == 2.0
+
+
+def test_convsdaefeatures_contrast_has_no_corrupt(faces):
+    sdae = _encoder(contrast=2.0).fit(faces[0])
+    assert not hasattr(sdae, "corrupt")
+    with pytest.raises(AttributeError, match="corrupt") as error:
+        sdae.corrupt(faces[0])
+    assert "contrast=None" in str(error.value.__cause__)
+    assert hasattr(_encoder().fit(faces[0]), "corrupt")
+
+
+def test_convsdaefeatures_contrast_uint8_streamed_same_model_as_float(faces):
+    # uint8 input is converted batch by batch, and the contrast statistics are
+    # gathered in blocks: the same model as from the float images.
+    X8 = (faces[0] * 255).round().astype(np.uint8)
+    from_uint8 = _encoder(contrast=2.0, feature_scale=8.0).fit(X8)
+    from_float = _encoder(contrast=2.0, feature_scale=8.0).fit(X8.astype(np.float32) / 255)
+    np.testing.assert_allclose(from_uint8.transform(X8), from_float.transform(X8), atol=1e-4)
+
