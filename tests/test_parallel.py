@@ -27,6 +27,7 @@ def no_limits(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(_threads, "_CGROUP_V2", "/nonexistent/cpu.max")
     monkeypatch.setattr(_threads, "_CGROUP_V1", ("/nonexistent/q", "/nonexistent/p"))
+    monkeypatch.setattr(_threads, "_PROC_STAT", "/nonexistent/stat")  # no load reading
     return monkeypatch
 
 
@@ -114,6 +115,98 @@ def test_fit_threads_main_process_leaves_torch_alone(no_limits):
             assert n is None and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def _whole_machine(monkeypatch, cores, busy):
+    """A process that may use all ``cores`` of the machine, with ``busy`` others running."""
+    monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: set(range(cores)),
+                        raising=False)
+    monkeypatch.setattr(_threads.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(_threads, "_running_elsewhere", lambda: busy)
+
+
+def test_running_elsewhere_smallest_reading_less_own_threads(no_limits, tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1 2 3\nprocs_running 3\nprocs_blocked 0\n")
+    no_limits.setattr(_threads, "_PROC_STAT", str(stat))
+    no_limits.setattr(_threads, "_own_running", lambda: 1)
+    assert _threads._read_running(samples=2, pause=0) == 2
+    assert _threads._running_elsewhere() == 2
+    stat.write_text("procs_running 1\n")
+    assert _threads._running_elsewhere() == 2  # reused for half a second
+    no_limits.setattr(_threads, "_PROC_STAT", str(tmp_path / "missing"))
+    assert _threads._running_elsewhere() is None
+    no_limits.setattr(_threads, "_PROC_STAT", str(stat))
+    no_limits.setattr(_threads, "_own_running", lambda: 3)  # torch's workers still spinning
+    _threads._LAST_READING[0] = None
+    assert _threads._running_elsewhere() == 0
+
+
+def test_own_running_counts_this_process_threads():
+    assert _threads._own_running() >= 1  # this thread, reading it
+
+
+def test_free_cpus_busy_machine_leaves_the_busy_cores(no_limits):
+    _whole_machine(no_limits, cores=4, busy=1)
+    assert parallel.free_cpus() == 3 and parallel.worker_threads() == 3
+    _whole_machine(no_limits, cores=2, busy=5)
+    assert parallel.free_cpus() == 1  # never fewer than one
+
+
+def test_free_cpus_affinity_narrower_than_machine_ignores_load(no_limits):
+    _whole_machine(no_limits, cores=8, busy=6)
+    no_limits.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert parallel.free_cpus() == 2  # other processes' load is on other cores
+
+
+def test_fit_threads_busy_machine_lowers_then_restores(no_limits):
+    torch = pytest.importorskip("torch")
+    _whole_machine(no_limits, cores=2, busy=1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with parallel.fit_threads() as n:
+            assert n == 1 and torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_fit_threads_never_raises_torch_setting(no_limits):
+    torch = pytest.importorskip("torch")
+    _whole_machine(no_limits, cores=4, busy=0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with parallel.fit_threads() as n:
+            assert n is None and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_fit_threads_stage_goes_back_up_when_competitor_ends(no_limits):
+    torch = pytest.importorskip("torch")
+    _whole_machine(no_limits, cores=2, busy=1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with parallel.fit_threads():
+            assert torch.get_num_threads() == 1
+            _whole_machine(no_limits, cores=2, busy=0)  # the other process has ended
+            with parallel.fit_threads():  # the next stage of the same fit
+                assert torch.get_num_threads() == 2
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_fit_threads_inside_torch_threads_block_keeps_its_choice(no_limits):
+    torch = pytest.importorskip("torch")
+    _whole_machine(no_limits, cores=2, busy=1)
+    with parallel.torch_threads(2):
+        with parallel.fit_threads() as n:
+            assert n is None and torch.get_num_threads() == 2
 
 
 def test_fit_threads_override_sets_then_restores(no_limits):

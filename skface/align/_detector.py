@@ -196,12 +196,15 @@ class FaceDetector(TransformerMixin, BaseEstimator):
 
             raw = detect_cascade(images, min_face_size=self.min_face_size)
         else:
+            from ..parallel import fit_threads
             from ._mtcnn import detect_mtcnn
 
-            raw = detect_mtcnn(
-                images, weights=_mtcnn_nets(device), device=device,
-                min_face_size=self.min_face_size, thresholds=thresholds,
-            )
+            # The thread rule of fits (skface.parallel.fit_threads) for the networks too.
+            with fit_threads():
+                raw = detect_mtcnn(
+                    images, weights=_mtcnn_nets(device), device=device,
+                    min_face_size=self.min_face_size, thresholds=thresholds,
+                )
         return [_order(det, self.select, image.shape[:2]) for det, image in zip(raw, images)]
 
     def transform(self, X):

@@ -593,7 +593,11 @@ class FaceEstimatorMixin(ImageInputMixin):
             _distributed.warn_if_launched_alone()
         try:
             if epochs > 0:
-                with sigint_guard(net):
+                from ..parallel import fit_threads
+
+                # Each stage decides its thread count afresh (skface.parallel.fit_threads):
+                # a competing process may have started or ended since the last one.
+                with sigint_guard(net), fit_threads():
                     net.partial_fit(X, y, epochs=epochs)
                 if net.interrupted_:
                     raise KeyboardInterrupt
@@ -611,15 +615,28 @@ class FaceEstimatorMixin(ImageInputMixin):
         (read and converted batch by batch: a memory-mapped set is never
         loaded whole).
         """
+        out = list(FaceEstimatorMixin._iter_batched(fn, X, device=device,
+                                                    batch_size=batch_size))
+        return torch.cat(out).numpy()
+
+    @staticmethod
+    @torch.no_grad()
+    def _iter_batched(fn, X, *, device, batch_size=1024):
+        """``fn`` over batches of ``X`` (as :meth:`_apply_batched`), one float32 CPU tensor each.
+
+        Under the thread rule of fits (:func:`skface.parallel.fit_threads`):
+        inference on a busy machine suffers from too many threads as training does.
+        """
+        from ..parallel import fit_threads
+
         if isinstance(X, RawImages):
             from ._stream import DeviceImages
 
             X = DeviceImages(X, device, resident=False)
-        out = []
         for start in range(0, len(X), batch_size):
             batch = X[start : start + batch_size]
             if isinstance(batch, np.ndarray):
                 batch = to_tensor(batch, device)
-            with autocast(device):
-                out.append(fn(batch.to(device)).float().cpu())
-        return torch.cat(out).numpy()
+            with fit_threads(), autocast(device):
+                result = fn(batch.to(device)).float().cpu()
+            yield result

@@ -8,6 +8,7 @@ import importlib
 _LAZY = {
     "worker_threads": "._threads",
     "available_cpus": "._threads",
+    "free_cpus": "._threads",
     "torch_threads": "._threads",
     "fit_threads": "._threads",
     "TorchThreads": "._dask",

@@ -1,8 +1,10 @@
 """How many CPU threads skface uses here, and torch set to that for the duration of a fit."""
 
+import contextvars
 import math
 import os
 import sys
+import time
 from contextlib import contextmanager
 
 # The override, read first by worker_threads().
@@ -14,6 +16,13 @@ _INHERITED_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # cgroup v2, then v1: a container's CPU quota, which os.sched_getaffinity ignores.
 _CGROUP_V2 = "/sys/fs/cgroup/cpu.max"
 _CGROUP_V1 = ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+# The kernel's count of runnable threads on the machine ("procs_running").
+_PROC_STAT = "/proc/stat"
+# Set inside a torch_threads() block: the caller chose the thread count there.
+_EXPLICIT = contextvars.ContextVar("skface_explicit_threads", default=None)
+# Inside a fit: torch's setting when the outermost fit_threads() began, the most a
+# stage of that fit may use (a stage after a busy spell can go back up to it).
+_CEILING = contextvars.ContextVar("skface_thread_ceiling", default=None)
 
 
 def _positive_int(value, name):
@@ -93,6 +102,87 @@ def _cgroup_cpus():
     return max(1, math.ceil(quota / period))
 
 
+# The last reading of _running_elsewhere: (time.monotonic(), count), reused for half a
+# second, so that the many short fits of a test suite or a grid search read it rarely.
+_LAST_READING = [None]
+_READING_TTL_S = 0.5
+
+
+def _running_elsewhere(samples=3, pause=0.002):
+    """Threads of other processes that are running or runnable now, or None if unknown.
+
+    The kernel's ``procs_running`` (in ``/proc/stat``) less this process's own
+    running threads (``/proc/self/task``); the smallest of a few readings a
+    couple of milliseconds apart, so that a short-lived process does not
+    count as a competitor. A reading is reused for half a second.
+    """
+    last = _LAST_READING[0]
+    if last is not None and time.monotonic() - last[0] < _READING_TTL_S and last[2] == _PROC_STAT:
+        return last[1]
+    count = _read_running(samples, pause)
+    _LAST_READING[0] = (time.monotonic(), count, _PROC_STAT)
+    return count
+
+
+def _own_running():
+    """Threads of this process that are running or runnable (state R), or None if unknown."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    count = 0
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/stat") as f:
+                # The state follows the command name, which is in parentheses.
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        count += state == "R"
+    return max(count, 1)  # at least the thread reading this
+
+
+def _read_running(samples, pause):
+    """The smallest of ``samples`` readings of other processes' running threads."""
+    counts = []
+    for i in range(samples):
+        try:
+            with open(_PROC_STAT) as f:
+                line = next((line for line in f if line.startswith("procs_running")), None)
+        except OSError:
+            return None
+        if line is None:
+            return None
+        # Less this process's own running threads: torch's workers spin for a
+        # while after each operation, and are no competitor.
+        counts.append(max(0, int(line.split()[1]) - (_own_running() or 1)))
+        if i + 1 < samples:
+            time.sleep(pause)
+    return min(counts)
+
+
+def free_cpus():
+    """CPU cores free for this process now: :func:`available_cpus`, less the busy ones.
+
+    Where the process may use every core of the machine (no affinity mask
+    or CPU quota narrows it), each thread of another process that is
+    running or waiting to run (the kernel's ``procs_running``, read a few
+    times and the smallest count taken) takes one core off; elsewhere, and
+    where the count cannot be read (no ``/proc``), :func:`available_cpus`
+    as it is. At least 1.
+
+    torch splits each operation into one equal part per thread and waits for
+    the slowest: a thread that shares its core with a busy process holds up
+    all the others, so fewer threads than cores finish sooner on a busy
+    machine.
+    """
+    n = available_cpus()
+    if n != (os.cpu_count() or n):
+        return n
+    busy = _running_elsewhere()
+    return n if busy is None else max(1, n - busy)
+
+
 def available_cpus():
     """CPU cores this process may use: its affinity mask, capped by the cgroup CPU quota.
 
@@ -128,10 +218,11 @@ def worker_threads():
        ``cpu_count() // n_jobs``, so a fit in a ``GridSearchCV(n_jobs=k)``
        worker uses that share; OpenMP, BLAS and threadpoolctl see the same
        limit.
-    4. The cores available to the process: its CPU affinity
+    4. The cores free for the process: its CPU affinity
        (``os.sched_getaffinity``), capped by the cgroup CPU quota
-       (``/sys/fs/cgroup/cpu.max``) where a container sets one; see
-       :func:`available_cpus`.
+       (``/sys/fs/cgroup/cpu.max``) where a container sets one (see
+       :func:`available_cpus`), less the cores other processes keep busy
+       where the process may use the whole machine (see :func:`free_cpus`).
 
     Returns
     -------
@@ -154,7 +245,7 @@ def worker_threads():
         n = rule()
         if n:
             return n
-    return available_cpus()
+    return free_cpus()
 
 
 @contextmanager
@@ -187,32 +278,59 @@ def torch_threads(n_threads=None):
     before = torch.get_num_threads()
     if n != before:
         torch.set_num_threads(n)
+    # Fits inside the block keep this choice (fit_threads leaves it alone).
+    token = _EXPLICIT.set(n)
     try:
         yield n
     finally:
+        _EXPLICIT.reset(token)
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
 
 
 @contextmanager
 def fit_threads():
-    """:func:`torch_threads` inside a worker process or under an override; else nothing.
+    """The thread rule of an estimator's ``fit``: torch's threads for the fit, then restored.
 
-    The hook for an estimator's ``fit``: in a Dask worker, in a worker of
-    joblib's loky backend (``GridSearchCV(n_jobs=k)``) or with
-    ``$SKFACE_NUM_THREADS`` set, the block runs with :func:`worker_threads`
-    threads; in any other process torch's setting is left as it is, so that
-    a ``torch.set_num_threads`` of your own is never overridden. Decided on
-    entering the block (or on each call, as a decorator ``@fit_threads()``).
+    - Inside a :func:`torch_threads` block: that block's choice, untouched.
+    - In a Dask worker, in a worker of joblib's loky backend
+      (``GridSearchCV(n_jobs=k)``) or with ``$SKFACE_NUM_THREADS`` set:
+      :func:`worker_threads`.
+    - Anywhere else: torch's current setting (its default, or your own
+      ``torch.set_num_threads``), lowered to :func:`worker_threads` where
+      that is fewer: the cores free for the process (the affinity mask and
+      CPU quota, less the cores other processes keep busy). skface never
+      raises torch's setting here.
+
+    Decided on entering the block (each ``fit``, each stage of a multi-stage
+    fit and each batch of ``transform`` or ``predict`` decides afresh, from
+    a reading of the machine's load at most half a second old); the
+    previous setting comes back on exit.
 
     Yields
     ------
     n_threads : int or None
         The thread count set for the block, or None where it was left alone.
     """
+    if _EXPLICIT.get() is not None:
+        yield None
+        return
     if (os.environ.get(ENV_VAR, "").strip() or _dask_worker_threads() is not None
             or _in_loky_worker()):
         with torch_threads() as n:
             yield n
-    else:
-        yield None
+        return
+    import torch
+
+    current = torch.get_num_threads()
+    ceiling = _CEILING.get() or current
+    n = min(ceiling, worker_threads())
+    if n != current:
+        torch.set_num_threads(n)
+    token = _CEILING.set(ceiling)
+    try:
+        yield n if n != ceiling else None
+    finally:
+        _CEILING.reset(token)
+        if torch.get_num_threads() != current:
+            torch.set_num_threads(current)
