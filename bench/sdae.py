@@ -131,6 +131,10 @@ def _encoder(args, device, **overrides):
         pretrain_epochs=args.pretrain_epochs, finetune_epochs=args.joint_epochs,
         lr=args.lr, batch_size=args.batch_size, device=device, random_state=SEED,
         verbose=args.verbose,
+        # The rows as measured: contrast normalisation (where used) and feature
+        # scaling are separate steps of their pipelines (LocalContrastNormalizer,
+        # StandardScaler), not the estimator's defaults.
+        contrast=None, feature_scale=None,
     )
     return ConvSDAEFeatures(**{**params, **overrides})
 
@@ -233,6 +237,7 @@ def frozen_rows(X, gender, age, splits, args, device, pca):
         "pretrain_s_per_fold": _r(secs["pretrain_s"]), "heads_s_per_fold": _r(secs["heads_s"]),
     }
     mean = {key: float(np.mean(v)) for key, v in scores.items()}
+    mean["fit_s"] = float(np.mean(secs["pretrain_s"]))
     # The frozen recipe (contrast normalisation, layers, widths, C, alpha) was chosen on
     # fold 0's test faces: the folds after it are the untouched estimate.
     untouched = [k for k, fold in enumerate(args.folds) if fold != 0]
@@ -255,6 +260,75 @@ def frozen_rows(X, gender, age, splits, args, device, pca):
                  "head": f"TransformedTargetRegressor(StandardScaler -> Ridge({args.alpha}), "
                          "sqrt / square)", "baseline": "same features, Ridge on age"})
     return mean
+
+
+def oneliner_rows(X, gender, age, splits, args, device, frozen):
+    """The README's one-liners: ConvSDAEFeatures() at its defaults and default heads.
+
+    ``make_pipeline(ConvSDAEFeatures(), LogisticRegression(max_iter=1000))`` for
+    gender and ``make_pipeline(ConvSDAEFeatures(), RidgeCV())`` for age, nothing
+    tuned. With one seed the two pipelines fit the same encoder (fits are
+    reproducible on the CPU), so it is fitted once per fold, in the gender
+    pipeline, and the age pipeline reuses it through ``FrozenEstimator``.
+    """
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.pipeline import make_pipeline
+
+    from skface.estimators import ConvSDAEFeatures
+
+    scores = {"acc": [], "mae": []}
+    secs = {"gender_fit_s": [], "age_head_fit_s": []}
+    for k, (train, test) in enumerate(splits):
+        start = time.perf_counter()
+        gender_model = make_pipeline(ConvSDAEFeatures(device=device, random_state=SEED),
+                                     LogisticRegression(max_iter=1000))
+        gender_model.fit(X[train], gender[train])
+        secs["gender_fit_s"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        age_model = make_pipeline(FrozenEstimator(gender_model[0]), RidgeCV())
+        age_model.fit(X[train], age[train])
+        secs["age_head_fit_s"].append(time.perf_counter() - start)
+        scores["acc"].append(gender_model.score(X[test], gender[test]))
+        scores["mae"].append(mae(age[test], age_model.predict(X[test])))
+        print(f"fold {args.folds[k]} one-liners: acc={scores['acc'][-1]:.4f} "
+              f"mae={scores['mae'][-1]:.3f} ({secs['gender_fit_s'][-1]:.0f} s + "
+              f"{secs['age_head_fit_s'][-1]:.0f} s, RidgeCV alpha "
+              f"{age_model[-1].alpha_:g})", file=sys.stderr, flush=True)
+    encoder = gender_model[0]
+    config = {
+        **_data_config(args, X, splits),
+        "estimator": "ConvSDAEFeatures() defaults: " + ", ".join(
+            f"{key}={encoder.get_params()[key]!r}" for key in (
+                "layer_channels", "contrast", "noise", "noise_level", "feature_layers",
+                "test_flip", "feature_scale", "pretrain_epochs")),
+        "n_features": int(encoder._n_features_out),
+        "heads": "LogisticRegression(max_iter=1000) / RidgeCV() (scikit-learn defaults)",
+        "encoder_shared": "one fit per fold, the age pipeline through FrozenEstimator",
+        "gender_fit_s_per_fold": _r(secs["gender_fit_s"]),
+        "age_head_fit_s_per_fold": _r(secs["age_head_fit_s"]),
+        "recipe_fit_s_mean": round(frozen["fit_s"], 1) if frozen else None,
+    }
+    mean = {key: float(np.mean(v)) for key, v in scores.items()}
+    fit_s = float(np.mean(secs["gender_fit_s"]))
+    have = frozen is not None
+    emit("oneliner_gender_accuracy", round(mean["acc"], 4), "accuracy",
+         baseline=round(frozen["acc"], 4) if have else None, device=device,
+         config={**config, "per_fold": [round(v, 4) for v in scores["acc"]],
+                 "baseline": "the frozen recipe (this run's frozen row)"},
+         bar="within 0.01 of the recipe",
+         passed=bool(have and mean["acc"] >= frozen["acc"] - 0.01))
+    emit("oneliner_age_mae", round(mean["mae"], 3), "years",
+         baseline=round(frozen["mae"], 3) if have else None, device=device,
+         config={**config, "per_fold": [round(v, 3) for v in scores["mae"]],
+                 "baseline": "the frozen recipe, Ridge on age (this run's frozen row)"},
+         bar="within 0.3 years of the recipe",
+         passed=bool(have and mean["mae"] <= frozen["mae"] + 0.3))
+    emit("oneliner_fit_seconds", round(fit_s, 1), "s",
+         baseline=round(frozen["fit_s"], 1) if have else None, device=device,
+         config={**config, "what": "encoder + LogisticRegression fit per fold, against "
+                                   "the recipe's two encoders"})
+    return {**mean, "fit_s": fit_s}
 
 
 def finetuned_rows(X, gender, age, splits, args, device):
@@ -381,7 +455,7 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="CI smoke run: 1,000 faces at 32px, 2 folds, 1-2 epochs")
     parser.add_argument("--rows", default="pca,frozen,finetuned,memory",
-                        help="comma-separated subset of pca,frozen,finetuned,memory")
+                        help="comma-separated subset of pca,frozen,oneliner,finetuned,memory")
     parser.add_argument("--size", type=int, default=None, help="image side (default 64)")
     parser.add_argument("--grey", action="store_true", help="grey instead of RGB")
     parser.add_argument("--n-images", type=int, default=None, help="subset (default: all)")
@@ -467,6 +541,11 @@ def main():
         frozen = frozen_rows(X, gender, age, splits, args, device, pca)
         table.append(("frozen features + LogisticRegression / Ridge", frozen["acc"],
                       frozen["mae"]))
+    if "oneliner" in rows:
+        one = oneliner_rows(X, gender, age, splits, args, device,
+                            frozen if "frozen" in rows else None)
+        table.append(("README one-liners: ConvSDAEFeatures() + LogisticRegression() / "
+                      "RidgeCV()", one["acc"], one["mae"]))
     if "finetuned" in rows:
         tuned = finetuned_rows(X, gender, age, splits, args, device)
         table.append(("fine-tuned from the pretrained encoder", tuned["ft_acc"],
