@@ -1,5 +1,6 @@
 """skface.parallel: the thread rule, and grid searches on a local Dask cluster matching n_jobs=1."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -117,6 +118,19 @@ def test_fit_threads_main_process_leaves_torch_alone(no_limits):
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def _torch_at(n):
+    """torch at ``n`` threads for a block, then back to what it was."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield torch
+    finally:
+        torch.set_num_threads(before)
+
+
 def _whole_machine(monkeypatch, cores, busy):
     """A process that may use all ``cores`` of the machine, with ``busy`` others running."""
     monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: set(range(cores)),
@@ -160,36 +174,26 @@ def test_free_cpus_affinity_narrower_than_machine_ignores_load(no_limits):
 
 
 def test_fit_threads_busy_machine_lowers_then_restores(no_limits):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     _whole_machine(no_limits, cores=2, busy=1)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with _torch_at(2) as torch:
         with parallel.fit_threads() as n:
             assert n == 1 and torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_fit_threads_never_raises_torch_setting(no_limits):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     _whole_machine(no_limits, cores=4, busy=0)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _torch_at(1) as torch:
         with parallel.fit_threads() as n:
             assert n is None and torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_fit_threads_stage_goes_back_up_when_competitor_ends(no_limits):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     _whole_machine(no_limits, cores=2, busy=1)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with _torch_at(2) as torch:
         with parallel.fit_threads():
             assert torch.get_num_threads() == 1
             _whole_machine(no_limits, cores=2, busy=0)  # the other process has ended
@@ -197,8 +201,6 @@ def test_fit_threads_stage_goes_back_up_when_competitor_ends(no_limits):
                 assert torch.get_num_threads() == 2
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_fit_threads_inside_torch_threads_block_keeps_its_choice(no_limits):
