@@ -1,11 +1,14 @@
 """How many CPU threads skface uses here, and torch set to that for the duration of a fit."""
 
 import contextvars
+import logging
 import math
 import os
 import sys
 import time
 from contextlib import contextmanager
+
+_LOG = logging.getLogger("skface.parallel")
 
 # The override, read first by worker_threads().
 ENV_VAR = "SKFACE_NUM_THREADS"
@@ -324,8 +327,12 @@ def fit_threads():
 
     current = torch.get_num_threads()
     ceiling = _CEILING.get() or current
-    n = min(ceiling, worker_threads())
+    free = worker_threads()
+    n = min(ceiling, free)
     if n != current:
+        # logging.getLogger("skface.parallel").setLevel("DEBUG") shows each change.
+        _LOG.debug("torch threads %d -> %d (cores free now: %d; torch's setting: %d)",
+                   current, n, free, ceiling)
         torch.set_num_threads(n)
     token = _CEILING.set(ceiling)
     try:
