@@ -163,7 +163,7 @@ def test_save_load_fresh_process_identical_outputs(fitted, tmp_path):
 
 
 def test_save_unfitted_estimator_loads_unfitted(tmp_path):
-    est = _encoder(pooling="avg")
+    est = _encoder(pooling="avg", feature_layers="top")
     loaded = skface.load(est.save(tmp_path / "unfitted.skface"))
     assert repr(loaded) == repr(est)
     assert not hasattr(loaded, "net_")

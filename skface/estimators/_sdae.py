@@ -527,7 +527,9 @@ class ConvSDAEFeatures(
         # Batch by batch, in float64: the features of every training face would be
         # n_faces * n_features floats at once (gigabytes for a large set).
         count, total, squares = 0, 0.0, 0.0
-        for codes in self._iter_batched(self._features, images, device=self._device()):
+        # Training-size batches: the fit's memory stays what training needs.
+        for codes in self._iter_batched(self._features, images, device=self._device(),
+                                        batch_size=self.batch_size):
             codes = codes.double()
             count += len(codes)
             total = total + codes.sum(dim=0)

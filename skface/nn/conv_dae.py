@@ -169,10 +169,14 @@ class ChannelStandardize(nn.Module):
             return x
         from .contrast import local_contrast_normalize
 
-        # float32 outside autocast: the local standard deviation divides, and
-        # bfloat16's 3 digits would show up as noise in flat regions.
-        with torch.autocast(x.device.type, enabled=False):
-            return local_contrast_normalize(x.float(), self.contrast)
+        # float64, as LocalContrastNormalizer: float32 blurs round differently with
+        # the batch size, and a face's features must not depend on its batch.
+        if x.device.type != "cuda":  # no autocast there (meta tensors: shapes only)
+            return local_contrast_normalize(x.double(), self.contrast).float()
+        # Outside autocast: the local standard deviation divides, and bfloat16's
+        # 3 digits would show up as noise in flat regions.
+        with torch.autocast("cuda", enabled=False):
+            return local_contrast_normalize(x.double(), self.contrast).float()
 
     @torch.no_grad()
     def fit(self, x):

@@ -105,8 +105,9 @@ def _cgroup_cpus():
     return max(1, math.ceil(quota / period))
 
 
-# The last reading of _running_elsewhere: (time.monotonic(), count), reused for half a
-# second, so that the many short fits of a test suite or a grid search read it rarely.
+# The last reading of _running_elsewhere: (time.monotonic(), count, the file read),
+# reused for half a second, so that the many short fits of a test suite or a grid
+# search, and the batches of a transform, read /proc rarely.
 _LAST_READING = [None]
 _READING_TTL_S = 0.5
 

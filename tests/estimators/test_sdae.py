@@ -575,7 +575,7 @@ def utkface_contrast_features(utkface_age_split):
 
     return make_pipeline(
         LocalContrastNormalizer(sigma=1.5),
-        ConvSDAEFeatures(**_SMALL_ENCODER, feature_layers="all"),
+        ConvSDAEFeatures(**{**_SMALL_ENCODER, "feature_layers": "all"}),
     ).fit(utkface_age_split[0])
 
 
