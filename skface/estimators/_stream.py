@@ -194,16 +194,16 @@ def channel_stats(images, prepare=None):
     then those of its output.
     """
     def prepared(block):
-        if prepare is None:
-            return block
-        tensor = block if isinstance(block, torch.Tensor) else torch.from_numpy(block)
-        with torch.no_grad():
-            return prepare(tensor.float()).detach().cpu().numpy()
+        """A block (tensor or ndarray) as the ndarray the statistics are taken of."""
+        if prepare is not None:
+            tensor = block if isinstance(block, torch.Tensor) else torch.from_numpy(block)
+            with torch.no_grad():
+                block = prepare(tensor.float())
+        if isinstance(block, torch.Tensor):
+            block = block.detach().float().cpu().numpy()
+        return block
 
-    if isinstance(images, torch.Tensor):
-        images = images.detach().float()
-        images = prepared(images) if prepare is not None else images.cpu().numpy()
-    if isinstance(images, np.ndarray):
+    if isinstance(images, (torch.Tensor, np.ndarray)):
         images = prepared(images)
         return (images.mean(axis=(0, 2, 3), dtype=np.float64),
                 images.std(axis=(0, 2, 3), dtype=np.float64))
@@ -212,8 +212,7 @@ def channel_stats(images, prepare=None):
         blocks = (prepared(images[start : start + step])
                   for start in range(0, len(images), step))
     else:
-        blocks = (prepared(x) if prepare is not None else x.detach().cpu().numpy()
-                  for x in images.blocks())
+        blocks = (prepared(x) for x in images.blocks())
     count, mean, m2 = 0, 0.0, 0.0
     for block in blocks:
         n = block.shape[0] * block.shape[2] * block.shape[3]
