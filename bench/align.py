@@ -29,7 +29,11 @@ Parts:
   eye centres, nose tip and mouth corners, same normaliser.
 - ``gender``: heads trained on all shared UTKFace faces, scored on random
   LFW images with per-image gender labels, for fixed crops and aligned
-  crops (see ``--help``).
+  crops (see ``--help``), each with and without JitterAugmented's jittered
+  copies for the head.
+- ``shift``: heads trained on 80 % of UTKFace as released, scored on the
+  other 20 % moved by 2 pixels, zoomed by 5 % or turned by 5 degrees: the
+  recipe as documented, and wrapped in JitterAugmented.
 - ``view1``: LFW View 1 (dev_train people only, 10-fold CV threshold on
   pairsDevTest): one CenterLossEmbedder training on ``lfw_crop`` crops and
   the same training on aligned crops of the same files.
@@ -204,8 +208,12 @@ def landmarks_part(args, device):
                  frames_scored=int(len(five)))
 
 
-def _recipe(args, device):
-    """The documented frozen recipe (bench/sdae.py's frozen rows) with its gender head."""
+def _recipe(args, device, jitter=False):
+    """The documented frozen recipe (bench/sdae.py's frozen rows) with its gender head.
+
+    ``jitter``: wrapped in JitterAugmented, so that the head is also fitted
+    on ``--jitter-copies`` randomly moved copies of the training faces.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import FeatureUnion, make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -220,8 +228,16 @@ def _recipe(args, device):
     texture = make_pipeline(LocalContrastNormalizer(2.0),
                             ConvSDAEFeatures((64, 128, 256), **frozen))
     raw = ConvSDAEFeatures((32, 64, 128), **frozen)
-    return make_pipeline(FeatureUnion([("texture", texture), ("raw", raw)]), StandardScaler(),
-                         LogisticRegression(C=0.003, max_iter=1000))
+    model = make_pipeline(FeatureUnion([("texture", texture), ("raw", raw)]), StandardScaler(),
+                          LogisticRegression(C=0.003, max_iter=1000))
+    if jitter:
+        from skface.estimators import JitterAugmented
+
+        # "head": the encoders and the scaler see the originals; the scaler is
+        # refitted with the head on every copy's features.
+        model = JitterAugmented(make_pipeline(model[0], make_pipeline(*model[1:])),
+                                copies=args.jitter_copies, random_state=0)
+    return model
 
 
 def _aligned(args, device, name, paths):
@@ -276,38 +292,95 @@ def gender_part(args, device):
             "recipe": "bench/sdae.py frozen rows: LCN + 2 encoders, all layers, test_flip, "
                       "StandardScaler, LogisticRegression(C=0.003)"}
 
-    # Fixed crops: UTKFace as released, LFW through boxes of three sizes around its centre.
-    model = _recipe(args, device)
-    start = time.perf_counter()
-    model.fit(utk.images, utk.gender)
-    fit_s = time.perf_counter() - start
+    # Fixed crops: UTKFace as released, LFW through boxes of three sizes around its centre;
+    # the recipe as documented, and with its head also fitted on jittered copies.
     cx, cy = (LFW_FACE_BOX[0] + LFW_FACE_BOX[2]) / 2, (LFW_FACE_BOX[1] + LFW_FACE_BOX[3]) / 2
+    boxes = {}
     for side in (110, 130, 150):
         box = (int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2))
         test = fetch_lfw_gender(data_home=args.data_home, box=box, resize=args.size / side,
                                 color=True, download_if_missing=False)
         assert (test.filenames[pick] == lfw.filenames[pick]).all()
-        accuracy = float((model.predict(test.images[pick]) == y_lfw).mean())
-        emit(BENCH, f"lfw_gender_fixed_box_{side}", round(accuracy, 4), "accuracy", device=device,
-             config={**base, "box": list(box), "fit_s": round(fit_s, 1)})
+        boxes[side] = (box, test.images[pick])
+    for jitter in (False, True):
+        model = _recipe(args, device, jitter)
+        start = time.perf_counter()
+        model.fit(utk.images, utk.gender)
+        fit_s = time.perf_counter() - start
+        for side, (box, images) in boxes.items():
+            accuracy = float((model.predict(images) == y_lfw).mean())
+            emit(BENCH, f"lfw_gender_fixed_box_{side}" + ("_jitter" if jitter else ""),
+                 round(accuracy, 4), "accuracy", device=device,
+                 config={**base, "box": list(box), "fit_s": round(fit_s, 1),
+                         "jitter_copies": args.jitter_copies if jitter else 0})
 
     # Aligned: MTCNN's 5 points onto the template, for training and test alike.
     utk_aligned, utk_found, utk_s = _aligned(args, device, "utkface", utk_paths)
     lfw_aligned, lfw_found, lfw_s = _aligned(args, device, f"lfw{args.n_lfw}", lfw_paths)
-    model = _recipe(args, device)
-    start = time.perf_counter()
-    model.fit(utk_aligned, utk.gender)
-    fit_s = time.perf_counter() - start
-    pred = model.predict(lfw_aligned)
-    accuracy = float((pred == y_lfw).mean())
-    emit(BENCH, "lfw_gender_aligned", round(accuracy, 4), "accuracy", device=device,
-         config={**base, "aligner": f"FaceAligner(FaceDetector('mtcnn', min_face_size="
-                                    f"{args.gender_min_face}, select={args.select!r}), "
-                                    f"size={args.size}, padding={args.padding})",
-                 "fit_s": round(fit_s, 1), "align_utkface_s": round(utk_s, 1),
-                 "align_lfw_s": round(lfw_s, 1)},
-         utkface_no_face=int((~utk_found).sum()), lfw_no_face=int((~lfw_found).sum()),
-         accuracy_where_found=round(float((pred == y_lfw)[lfw_found].mean()), 4))
+    for jitter in (False, True):
+        model = _recipe(args, device, jitter)
+        start = time.perf_counter()
+        model.fit(utk_aligned, utk.gender)
+        fit_s = time.perf_counter() - start
+        pred = model.predict(lfw_aligned)
+        accuracy = float((pred == y_lfw).mean())
+        emit(BENCH, "lfw_gender_aligned" + ("_jitter" if jitter else ""), round(accuracy, 4),
+             "accuracy", device=device,
+             config={**base, "aligner": f"FaceAligner(FaceDetector('mtcnn', min_face_size="
+                                        f"{args.gender_min_face}, select={args.select!r}), "
+                                        f"size={args.size}, padding={args.padding})",
+                     "fit_s": round(fit_s, 1), "align_utkface_s": round(utk_s, 1),
+                     "align_lfw_s": round(lfw_s, 1),
+                     "jitter_copies": args.jitter_copies if jitter else 0},
+             utkface_no_face=int((~utk_found).sum()), lfw_no_face=int((~lfw_found).sum()),
+             accuracy_where_found=round(float((pred == y_lfw)[lfw_found].mean()), 4))
+
+
+def _moved(images, dx=0.0, dy=0.0, zoom=1.0, turn=0.0):
+    """Each image moved by (dx, dy) pixels, zoomed and turned (degrees) about its centre."""
+    from skface.align._aligner import _warp
+
+    size = images.shape[1]
+    angle = np.deg2rad(turn)
+    matrix = np.eye(3)
+    matrix[:2, :2] = zoom * np.array([[np.cos(angle), -np.sin(angle)],
+                                      [np.sin(angle), np.cos(angle)]])
+    centre = np.array([size / 2, size / 2])
+    matrix[:2, 2] = centre + [dx, dy] - matrix[:2, :2] @ centre
+    return np.stack([_warp(image, matrix, size) for image in images])
+
+
+def shift_part(args, device):
+    """How much small moves of the test faces cost the recipe, with and without jittered copies."""
+    import warnings
+
+    from sklearn.model_selection import train_test_split
+
+    from skface.datasets import fetch_utkface
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        utk = fetch_utkface(data_home=args.data_home, size=args.size, color=True,
+                            download_if_missing=False)
+    train, test = train_test_split(np.arange(len(utk.gender)), test_size=0.2,
+                                   stratify=utk.gender, random_state=0)
+    moves = {"none": {}, "dx_2px": {"dx": 2}, "dy_2px": {"dy": 2}, "zoom_0.95": {"zoom": 0.95},
+             "zoom_1.05": {"zoom": 1.05}, "turn_5deg": {"turn": 5.0}}
+    moved = {name: _moved(utk.images[test], **kw) for name, kw in moves.items()}
+    for jitter in (False, True):
+        model = _recipe(args, device, jitter)
+        start = time.perf_counter()
+        model.fit(utk.images[train], utk.gender[train])
+        fit_s = time.perf_counter() - start
+        for name, images in moved.items():
+            accuracy = float((model.predict(images) == utk.gender[test]).mean())
+            emit(BENCH, f"utkface_gender_moved_{name}" + ("_jitter" if jitter else ""),
+                 round(accuracy, 4), "accuracy", device=device,
+                 config={"n_train": len(train), "n_test": len(test), "size": args.size,
+                         "move": moves[name], "fit_s": round(fit_s, 1),
+                         "jitter_copies": args.jitter_copies if jitter else 0,
+                         "split": "train_test_split(test_size=0.2, stratify=gender, "
+                                  "random_state=0)"})
 
 
 def view1_part(args, device):
@@ -379,6 +452,8 @@ def main():
     parser.add_argument("--n-lfw", type=int, default=3000)
     parser.add_argument("--gender-min-face", type=int, default=40,
                         help="gender: MTCNN's min_face_size (faces fill these images)")
+    parser.add_argument("--jitter-copies", type=int, default=2,
+                        help="gender: jittered copies for the JitterAugmented rows")
     parser.add_argument("--out-dir", default="/tmp")
     parser.add_argument("--emb-size", type=int, default=48, help="view1: embedder crop size")
     parser.add_argument("--emb-width", type=int, default=24, help="view1: small_cnn width")
@@ -394,7 +469,7 @@ def main():
     torch.set_num_threads(args.threads)
     for part in args.parts.split(","):
         {"detect": detect_part, "landmarks": landmarks_part, "gender": gender_part,
-         "view1": view1_part}[part](
+         "view1": view1_part, "shift": shift_part}[part](
             args, args.device)
 
 

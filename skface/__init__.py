@@ -20,6 +20,7 @@ _LAZY = {
     "SDAERegressor": "skface.estimators",
     "CenterLossEmbedder": "skface.estimators",
     "KeypointRegressor": "skface.estimators",
+    "JitterAugmented": "skface.estimators",
     "load": "skface._persist",
     "save": "skface._persist",
     "ModelFormatError": "skface._persist",

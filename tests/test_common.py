@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skface.align import FaceAligner, FaceDetector
@@ -11,6 +12,7 @@ from skface.estimators import (
     CenterLossEmbedder,
     ConvSDAEFeatures,
     DBNReconstructor,
+    JitterAugmented,
     KeypointRegressor,
     SDAEClassifier,
     SDAERegressor,
@@ -62,6 +64,17 @@ ESTIMATORS = [
     # Strips hold no faces: the aligner crops their centres (and says so).
     FaceDetector(image_shape=STRIP),
     FaceAligner(size=8, no_face="center", image_shape=STRIP),
+    # Jitter would move the strips' unrelated features into each other: the
+    # classifier and regressor configurations check the delegation with
+    # copies that are the originals, the transformer one with real jitter.
+    JitterAugmented(LogisticRegression(), copies=1, shift=0.0, scale=0.0, rotation=0.0,
+                    image_shape=STRIP),
+    JitterAugmented(Ridge(), copies=1, shift=0.0, scale=0.0, rotation=0.0, image_shape=STRIP),
+    JitterAugmented(
+        ConvSDAEFeatures(layer_channels=(4,), pretrain_epochs=1, batch_size=16,
+                         feature_scale=None, image_shape=STRIP, random_state=0),
+        copies=1, image_shape=STRIP,
+    ),
 ]
 
 _ANY_SIZE = (
@@ -78,6 +91,7 @@ EXPECTED_FAILED_CHECKS = {
     "SDAERegressor": {},
     "KeypointRegressor": {},
     "LocalContrastNormalizer": {},
+    "JitterAugmented": {},
     "FaceDetector": {
         "check_n_features_in_after_fitting": _ANY_SIZE,
         "check_n_features_in": _ANY_SIZE,

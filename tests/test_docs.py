@@ -26,6 +26,7 @@ ESTIMATORS = [
     "CenterLossEmbedder",
     "ConvSDAEFeatures",
     "DBNReconstructor",
+    "JitterAugmented",
     "KeypointRegressor",
     "SDAEClassifier",
     "SDAERegressor",
