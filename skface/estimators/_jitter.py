@@ -203,14 +203,14 @@ class JitterAugmented(MetaEstimatorMixin, BaseEstimator):
                            estimator=self)
 
     def _copies(self, images):
-        """The originals followed by ``copies`` jittered copies of them."""
+        """``copies`` jittered copies of the images, one after another (the originals left out)."""
         rng = check_random_state(self.random_state)
         moved = [
             jitter_images(images, shift=self.shift, scale=self.scale, rotation=self.rotation,
                           image_shape=self.image_shape, random_state=rng)
             for _ in range(self.copies)
         ]
-        return np.concatenate([images, *moved]) if moved else images
+        return np.concatenate(moved) if moved else images[:0]
 
     def fit(self, X, y=None, **fit_params):
         """Fit a clone of the estimator on ``X`` and its jittered copies.
@@ -254,13 +254,13 @@ class JitterAugmented(MetaEstimatorMixin, BaseEstimator):
             head_params = {k.split("__", 1)[1]: v for k, v in params_all.items()
                            if k.startswith(head_name + "__")}
             features = front.fit_transform(X, y, **front_params)
-            moved = self._copies(X)[n:]
+            moved = self._copies(X)
             if len(moved):
                 features = np.concatenate([np.asarray(features),
                                            np.asarray(front.transform(moved))])
             head.fit(features, y_all, **head_params)
         else:
-            estimator.fit(self._copies(X), y_all, **params_all)
+            estimator.fit(np.concatenate([X, self._copies(X)]), y_all, **params_all)
         self.estimator_ = estimator
         self.n_augmented_ = n * repeat
         if hasattr(estimator, "classes_"):
