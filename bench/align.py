@@ -302,7 +302,7 @@ def gender_part(args, device):
                                 color=True, download_if_missing=False)
         assert (test.filenames[pick] == lfw.filenames[pick]).all()
         boxes[side] = (box, test.images[pick])
-    for jitter in (False, True):
+    for jitter in (False, True) if "fixed" in args.gender_rows else ():
         model = _recipe(args, device, jitter)
         start = time.perf_counter()
         model.fit(utk.images, utk.gender)
@@ -313,11 +313,20 @@ def gender_part(args, device):
                  round(accuracy, 4), "accuracy", device=device,
                  config={**base, "box": list(box), "fit_s": round(fit_s, 1),
                          "jitter_copies": args.jitter_copies if jitter else 0})
+            if jitter and args.test_copies:
+                model.set_params(test_copies=args.test_copies)
+                accuracy = float((model.predict(images) == y_lfw).mean())
+                model.set_params(test_copies=0)
+                emit(BENCH, f"lfw_gender_fixed_box_{side}_jitter_test{args.test_copies}",
+                     round(accuracy, 4), "accuracy", device=device,
+                     config={**base, "box": list(box), "fit_s": round(fit_s, 1),
+                             "jitter_copies": args.jitter_copies,
+                             "test_copies": args.test_copies})
 
     # Aligned: MTCNN's 5 points onto the template, for training and test alike.
     utk_aligned, utk_found, utk_s = _aligned(args, device, "utkface", utk_paths)
     lfw_aligned, lfw_found, lfw_s = _aligned(args, device, f"lfw{args.n_lfw}", lfw_paths)
-    for jitter in (False, True):
+    for jitter in (False, True) if "aligned" in args.gender_rows else ():
         model = _recipe(args, device, jitter)
         start = time.perf_counter()
         model.fit(utk_aligned, utk.gender)
@@ -334,6 +343,14 @@ def gender_part(args, device):
                      "jitter_copies": args.jitter_copies if jitter else 0},
              utkface_no_face=int((~utk_found).sum()), lfw_no_face=int((~lfw_found).sum()),
              accuracy_where_found=round(float((pred == y_lfw)[lfw_found].mean()), 4))
+        if jitter and args.test_copies:
+            model.set_params(test_copies=args.test_copies)
+            pred = model.predict(lfw_aligned)
+            emit(BENCH, f"lfw_gender_aligned_jitter_test{args.test_copies}",
+                 round(float((pred == y_lfw).mean()), 4), "accuracy", device=device,
+                 config={**base, "fit_s": round(fit_s, 1), "jitter_copies": args.jitter_copies,
+                         "test_copies": args.test_copies},
+                 accuracy_where_found=round(float((pred == y_lfw)[lfw_found].mean()), 4))
 
 
 def _moved(images, dx=0.0, dy=0.0, zoom=1.0, turn=0.0):
@@ -454,6 +471,11 @@ def main():
                         help="gender: MTCNN's min_face_size (faces fill these images)")
     parser.add_argument("--jitter-copies", type=int, default=2,
                         help="gender: jittered copies for the JitterAugmented rows")
+    parser.add_argument("--test-copies", type=int, default=4,
+                        help="gender: also score the jittered rows averaged over this many "
+                             "test copies (0: not)")
+    parser.add_argument("--gender-rows", default="fixed,aligned",
+                        help="gender: which crops to run, of fixed,aligned")
     parser.add_argument("--out-dir", default="/tmp")
     parser.add_argument("--emb-size", type=int, default=48, help="view1: embedder crop size")
     parser.add_argument("--emb-width", type=int, default=24, help="view1: small_cnn width")

@@ -66,9 +66,10 @@ ESTIMATORS = [
     FaceAligner(size=8, no_face="center", image_shape=STRIP),
     # Jitter would move the strips' unrelated features into each other: the
     # classifier and regressor configurations check the delegation with
-    # copies that are the originals, the transformer one with real jitter.
+    # copies that are the originals (and the classifier's prediction through its
+    # averaging over test copies), the transformer one with real jitter.
     JitterAugmented(LogisticRegression(), copies=1, shift=0.0, scale=0.0, rotation=0.0,
-                    image_shape=STRIP),
+                    test_copies=1, image_shape=STRIP),
     JitterAugmented(Ridge(), copies=1, shift=0.0, scale=0.0, rotation=0.0, image_shape=STRIP),
     JitterAugmented(
         ConvSDAEFeatures(layer_channels=(4,), pretrain_epochs=1, batch_size=16,

@@ -100,8 +100,9 @@ class JitterAugmented(MetaEstimatorMixin, BaseEstimator):
     from another camera, another crop, or a face aligner's landmarks are
     never framed exactly as the training set was; copies of the training
     images under small random similarities teach the head to ignore that.
-    Prediction is unchanged: ``predict``, ``transform`` and the rest pass
-    the images to the fitted estimator as they are.
+    By default prediction is unchanged: ``predict``, ``transform`` and the
+    rest pass the images to the fitted estimator as they are;
+    ``test_copies`` averages them over lightly moved copies as well.
 
     Parameters
     ----------
@@ -127,6 +128,11 @@ class JitterAugmented(MetaEstimatorMixin, BaseEstimator):
         the positions, sees every copy. "all" fits the whole estimator on
         the augmented set. An estimator that is not a Pipeline is always
         fitted on the augmented set.
+    test_copies : int, default=0
+        Copies of each image at prediction, moved within half the training
+        limits: ``predict``, ``predict_proba``, ``decision_function`` and
+        ``transform`` average over the image and these copies (drawn the
+        same way at every call). 0 predicts on the images as given.
     image_shape : tuple of int (H, W) or (H, W, C), default=None
         Shape of one image, to move flat rows.
     random_state : int, RandomState instance or None, default=None
@@ -139,6 +145,8 @@ class JitterAugmented(MetaEstimatorMixin, BaseEstimator):
     n_augmented_ : int
         Images the estimator (or its last step) was fitted on, originals
         included.
+    test_seed_ : int
+        Seed of the test copies' draws.
     classes_ : ndarray of shape (n_classes,)
         The fitted estimator's classes, for classifiers.
 
@@ -158,13 +166,14 @@ class JitterAugmented(MetaEstimatorMixin, BaseEstimator):
     """
 
     def __init__(self, estimator, *, copies=2, shift=0.06, scale=0.08, rotation=6.0,
-                 augment="head", image_shape=None, random_state=None):
+                 augment="head", test_copies=0, image_shape=None, random_state=None):
         self.estimator = estimator
         self.copies = copies
         self.shift = shift
         self.scale = scale
         self.rotation = rotation
         self.augment = augment
+        self.test_copies = test_copies
         self.image_shape = image_shape
         self.random_state = random_state
 
@@ -186,6 +195,7 @@ class JitterAugmented(MetaEstimatorMixin, BaseEstimator):
         check_number("scale", self.scale, low=0, high=1, high_inclusive=True)
         check_number("rotation", self.rotation, low=0, high=180, high_inclusive=True)
         check_choice("augment", self.augment, _AUGMENT)
+        check_number("test_copies", self.test_copies, numbers.Integral, low=0)
 
     def _check_X(self, X):
         """``X`` as a numeric array of images; a TypeError for lists of files or ragged images."""
@@ -263,49 +273,93 @@ class JitterAugmented(MetaEstimatorMixin, BaseEstimator):
             estimator.fit(np.concatenate([X, self._copies(X)]), y_all, **params_all)
         self.estimator_ = estimator
         self.n_augmented_ = n * repeat
+        # The test copies' draws: fixed at fit, so that predictions repeat.
+        # (The draw after the training copies' seeds, so that they differ from them.)
+        draws = check_random_state(self.random_state).randint(np.iinfo(np.int32).max,
+                                                               size=self.copies + 1)
+        self.test_seed_ = int(draws[-1])
         if hasattr(estimator, "classes_"):
             self.classes_ = estimator.classes_
         if hasattr(estimator, "n_features_in_"):
             self.n_features_in_ = estimator.n_features_in_
         return self
 
+    def _views(self, method, X):
+        """``method`` of the fitted estimator on ``X`` and its test copies, averaged."""
+        check_is_fitted(self, "estimator_")
+        call = getattr(self.estimator_, method)
+        if not self.test_copies:
+            return call(X)
+        images = self._check_X(X)
+        rng = check_random_state(self.test_seed_)
+        total = np.asarray(call(images), dtype=np.float64)
+        for _ in range(self.test_copies):
+            view = jitter_images(images, shift=self.shift / 2, scale=self.scale / 2,
+                                 rotation=self.rotation / 2, image_shape=self.image_shape,
+                                 random_state=rng)
+            total += call(view)
+        return total / (self.test_copies + 1)
+
     @available_if(_fitted_has("predict"))
     def predict(self, X):
-        """The fitted estimator's ``predict`` of the images as given."""
+        """The fitted estimator's prediction, averaged over the test copies if any.
+
+        With ``test_copies``, a classifier predicts the class of the highest
+        mean probability (or mean decision value); a regressor the mean
+        prediction.
+        """
         check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(X)
+        if not self.test_copies:
+            return self.estimator_.predict(X)
+        if hasattr(self, "classes_"):
+            method = "predict_proba" if hasattr(self.estimator_, "predict_proba") else (
+                "decision_function")
+            scores = self._views(method, X)
+            if scores.ndim == 1:  # a binary decision function
+                return self.classes_[(scores > 0).astype(int)]
+            return self.classes_[scores.argmax(axis=1)]
+        return self._views("predict", X)
 
     @available_if(_fitted_has("predict_proba"))
     def predict_proba(self, X):
-        """The fitted estimator's ``predict_proba`` of the images as given."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(X)
+        """The fitted estimator's ``predict_proba``, averaged over the test copies if any."""
+        return self._views("predict_proba", X)
 
     @available_if(_fitted_has("predict_log_proba"))
     def predict_log_proba(self, X):
-        """The fitted estimator's ``predict_log_proba`` of the images as given."""
+        """The log of :meth:`predict_proba`."""
         check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_log_proba(X)
+        if not self.test_copies:
+            return self.estimator_.predict_log_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     @available_if(_fitted_has("decision_function"))
     def decision_function(self, X):
-        """The fitted estimator's ``decision_function`` of the images as given."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.decision_function(X)
+        """The fitted estimator's ``decision_function``, averaged over the test copies if any."""
+        return self._views("decision_function", X)
 
     @available_if(_fitted_has("transform"))
     def transform(self, X):
-        """The fitted estimator's ``transform`` of the images as given."""
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.transform(X)
+        """The fitted estimator's ``transform``, averaged over the test copies if any."""
+        return self._views("transform", X)
 
     @available_if(_fitted_has("transform"))
     def fit_transform(self, X, y=None, **fit_params):
-        """Fit on ``X`` and its copies, then transform ``X`` as given (not the copies)."""
+        """Fit on ``X`` and its copies, then :meth:`transform` ``X`` (not the copies)."""
         return self.fit(X, y, **fit_params).transform(X)
 
     @available_if(_fitted_has("score"))
-    def score(self, X, y, **params):
-        """The fitted estimator's ``score`` on the images as given."""
+    def score(self, X, y, sample_weight=None):
+        """Accuracy (classifiers) or R^2 (regressors) of :meth:`predict`.
+
+        Without ``test_copies``, the fitted estimator's own ``score``.
+        """
         check_is_fitted(self, "estimator_")
-        return self.estimator_.score(X, y, **params)
+        if not self.test_copies:
+            params = {} if sample_weight is None else {"sample_weight": sample_weight}
+            return self.estimator_.score(X, y, **params)
+        from sklearn.metrics import accuracy_score, r2_score
+
+        metric = accuracy_score if hasattr(self, "classes_") else r2_score
+        return metric(y, self.predict(X), sample_weight=sample_weight)

@@ -154,3 +154,32 @@ def test_jitteraugmented_save_load_round_trip_same_features(tmp_path):
     restored = skface.load(skface.save(model, tmp_path / "jitter.skface"), device="cpu")
     assert restored.n_augmented_ == 32
     np.testing.assert_array_equal(restored.transform(X), model.transform(X))
+
+
+def test_jitteraugmented_test_copies_average_views_repeatably():
+    X, y = _bars(20, np.random.default_rng(0), 1)
+    model = JitterAugmented(make_pipeline(FunctionTransformer(_flatten), LogisticRegression()),
+                            copies=1, test_copies=3, random_state=0).fit(X, y)
+    rng = np.random.RandomState(model.test_seed_)
+    views = [X] + [jitter_images(X, shift=0.03, scale=0.04, rotation=3.0, random_state=rng)
+                   for _ in range(3)]
+    expected = np.mean([model.estimator_.predict_proba(v) for v in views], axis=0)
+    np.testing.assert_allclose(model.predict_proba(X), expected)
+    np.testing.assert_allclose(model.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(model.predict(X), model.classes_[expected.argmax(axis=1)])
+    assert model.score(X, y) == np.mean(model.predict(X) == y)
+    assert not np.allclose(model.predict_proba(X), model.estimator_.predict_proba(X))
+
+
+def test_jitteraugmented_test_copies_regressor_predicts_mean_of_views():
+    from sklearn.linear_model import Ridge
+
+    X, _ = _bars(12, np.random.default_rng(0), 1)
+    y = X.sum(axis=(1, 2))
+    model = JitterAugmented(make_pipeline(FunctionTransformer(_flatten), Ridge()), copies=1,
+                            test_copies=2, random_state=0).fit(X, y)
+    rng = np.random.RandomState(model.test_seed_)
+    views = [X] + [jitter_images(X, shift=0.03, scale=0.04, rotation=3.0, random_state=rng)
+                   for _ in range(2)]
+    expected = np.mean([model.estimator_.predict(v) for v in views], axis=0)
+    np.testing.assert_allclose(model.predict(X), expected)
