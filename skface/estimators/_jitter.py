@@ -11,7 +11,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._params import check_choice, check_number
-from .._validation import _check_image_shape, _flat_shape
+from .._validation import _check_image_shape, _flat_error, _flat_shape
 
 __all__ = ["JitterAugmented", "jitter_images"]
 
@@ -65,13 +65,9 @@ def jitter_images(images, *, shift=0.06, scale=0.08, rotation=6.0, image_shape=N
         )
     shape = images.shape
     if images.ndim == 2:
-        if image_shape is None:
-            raise ValueError(
-                f"Flat rows of {shape[1]} values need image_shape=(H, W) or (H, W, C) to be "
-                "moved as images."
-            )
-        nhwc = images.reshape(len(images), *_flat_shape(shape[1], _check_image_shape(image_shape),
-                                                         None))
+        one = _flat_shape(shape[1], _check_image_shape(image_shape), None, spatial=True,
+                          error=lambda: _flat_error("jitter_images", shape))
+        nhwc = images.reshape(len(images), *one)
     else:
         nhwc = images if images.ndim == 4 else images[..., None]
     seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
