@@ -208,9 +208,8 @@ class JitterAugmented(MetaEstimatorMixin, BaseEstimator):
         return check_array(X, allow_nd=True, dtype="numeric", ensure_all_finite=False,
                            estimator=self)
 
-    def _copies(self, images):
+    def _copies(self, images, rng):
         """``copies`` jittered copies of the images, one after another (the originals left out)."""
-        rng = check_random_state(self.random_state)
         moved = [
             jitter_images(images, shift=self.shift, scale=self.scale, rotation=self.rotation,
                           image_shape=self.image_shape, random_state=rng)
@@ -252,6 +251,7 @@ class JitterAugmented(MetaEstimatorMixin, BaseEstimator):
         y_all = repeated(y)
         params_all = {key: repeated(value) for key, value in fit_params.items()}
         estimator = clone(self.estimator)
+        rng = check_random_state(self.random_state)
         if self.augment == "head" and isinstance(estimator, Pipeline) and len(estimator) > 1:
             front, head = estimator[:-1], estimator.steps[-1][1]
             head_name = estimator.steps[-1][0]
@@ -260,20 +260,18 @@ class JitterAugmented(MetaEstimatorMixin, BaseEstimator):
             head_params = {k.split("__", 1)[1]: v for k, v in params_all.items()
                            if k.startswith(head_name + "__")}
             features = front.fit_transform(X, y, **front_params)
-            moved = self._copies(X)
+            moved = self._copies(X, rng)
             if len(moved):
                 features = np.concatenate([np.asarray(features),
                                            np.asarray(front.transform(moved))])
             head.fit(features, y_all, **head_params)
         else:
-            estimator.fit(np.concatenate([X, self._copies(X)]), y_all, **params_all)
+            estimator.fit(np.concatenate([X, self._copies(X, rng)]), y_all, **params_all)
         self.estimator_ = estimator
         self.n_augmented_ = n * repeat
-        # The test copies' draws: fixed at fit, so that predictions repeat.
-        # (The draw after the training copies' seeds, so that they differ from them.)
-        draws = check_random_state(self.random_state).randint(np.iinfo(np.int32).max,
-                                                               size=self.copies + 1)
-        self.test_seed_ = int(draws[-1])
+        # The test copies' draws, fixed at fit so that predictions repeat: the next
+        # draw of the stream the training copies' seeds came from.
+        self.test_seed_ = int(rng.randint(np.iinfo(np.int32).max))
         if hasattr(estimator, "classes_"):
             self.classes_ = estimator.classes_
         if hasattr(estimator, "n_features_in_"):
