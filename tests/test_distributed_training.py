@@ -39,7 +39,9 @@ def ranks(tmp_path_factory):
     try:
         for rank in range(WORLD_SIZE):
             procs.append(subprocess.Popen(
-                [sys.executable, worker.__file__, str(out)],
+                # faulthandler: a rank killed by a signal (an abort in torch's C++)
+                # prints where its Python threads were.
+                [sys.executable, "-X", "faulthandler", worker.__file__, str(out)],
                 env=dict(env, RANK=str(rank), LOCAL_RANK=str(rank)),
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             ))
@@ -51,8 +53,12 @@ def ranks(tmp_path_factory):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    for rank, (proc, log) in enumerate(zip(procs, logs)):
-        assert proc.returncode == 0, f"rank {rank} exited with {proc.returncode}:\n{log}"
+    if any(proc.returncode for proc in procs):
+        written = sorted(path.name for path in out.iterdir())
+        pytest.fail("; ".join(f"rank {rank} exited with {proc.returncode}"
+                              for rank, proc in enumerate(procs))
+                    + f"; files written: {written}\n"
+                    + "\n".join(f"--- rank {rank}:\n{log}" for rank, log in enumerate(logs)))
     return [(dict(np.load(out / f"rank{r}.npz")), json.loads((out / f"rank{r}.json").read_text()))
             for r in range(WORLD_SIZE)]
 

@@ -146,3 +146,22 @@ def test_checkpoint_of_other_data_refused(tmp_path):
     factory, _, _ = CASES["DBNReconstructor"]
     with pytest.raises(ValueError, match="other data or other parameters"):
         factory().set_params(checkpoint=str(tmp_path), **LONG["DBNReconstructor"]).fit(X[:-1])
+
+
+def test_checkpoint_manifest_written_whole_by_main_process_only(tmp_path):
+    from skface.estimators._checkpoint import StageCheckpoints
+    from skface.parallel._distributed import _CURRENT, ProcessGroup
+
+    # Rank 1 of a data-parallel fit: reads the folder, never writes the manifest
+    # (rank 0 writes it at the same moment; a torn manifest read as another fit's).
+    token = _CURRENT.set(ProcessGroup(1, 2, "gloo"))
+    try:
+        StageCheckpoints(tmp_path / "fit", "abc")
+    finally:
+        _CURRENT.reset(token)
+    assert list((tmp_path / "fit").iterdir()) == []
+    StageCheckpoints(tmp_path / "fit", "abc")  # one process, or rank 0
+    assert [p.name for p in (tmp_path / "fit").iterdir()] == ["manifest.json"]  # no partial left
+    StageCheckpoints(tmp_path / "fit", "abc")  # the same fit again: accepted
+    with pytest.raises(ValueError, match="other data or other parameters"):
+        StageCheckpoints(tmp_path / "fit", "abd")

@@ -13,6 +13,8 @@ import torch
 from skorch.callbacks import Callback
 from skorch.history import History
 
+from ..parallel._distributed import is_main_process
+
 __all__ = ["CheckpointReader", "CheckpointWriter", "StageCheckpoints", "sigint_guard"]
 
 
@@ -139,8 +141,13 @@ class StageCheckpoints:
                     "other parameters; resuming from it would mix two models. Delete it, "
                     "or pass another checkpoint folder."
                 )
-        else:
-            manifest.write_text(json.dumps({"fingerprint": fingerprint}))
+        elif is_main_process():
+            # Written whole or not at all: in data-parallel training the other ranks
+            # read it at the same moment, and a half-written manifest would read as
+            # another fit's. They never write it themselves (same data, same hash).
+            partial = manifest.with_name(f"{manifest.name}.{os.getpid()}.partial")
+            partial.write_text(json.dumps({"fingerprint": fingerprint}))
+            os.replace(partial, manifest)
 
     def path(self, stage):
         return self.folder / f"{stage}.pt"
