@@ -8,6 +8,7 @@ downloads them once from the package index).
     python bench/align.py --parts detect            # both backends on the 770 test frames
     python bench/align.py --parts landmarks         # two identity-disjoint KeypointRegressors
     python bench/align.py --parts gender            # UTKFace-trained heads scored on LFW
+    python bench/align.py --parts chips             # MTCNN's points on tight face chips
 
 Parts:
 
@@ -27,6 +28,12 @@ Parts:
   error / outer-eye-corner distance (36-45, the 300-W convention), over
   frames where a face was found. MTCNN's 5 points against the annotated
   eye centres, nose tip and mouth corners, same normaliser.
+- ``chips``: MTCNN's 5 points on the same 770 test frames, and on chips cut
+  from them at the box of the 68 annotated points grown by 10 % (as face
+  datasets release their crops: the face fills the image and MTCNN's own,
+  larger box reaches past it), and on those chips zero-padded by half their
+  side before detection; same normaliser, the points mapped back to the
+  frame.
 - ``gender``: heads trained on all shared UTKFace faces, scored on random
   LFW images with per-image gender labels, for fixed crops and aligned
   crops (see ``--help``), each with and without JitterAugmented's jittered
@@ -99,6 +106,44 @@ def detect_part(args, device):
                  any_box=round(float((best >= 0.5).mean()), 4),
                  no_box=round(float(np.mean([len(d.boxes) == 0 for d in detections])), 4),
                  median_iou=round(float(np.median(first)), 3))
+
+
+def chips_part(args, device):
+    from PIL import Image
+
+    from skface.align import FaceDetector
+    from skface.align._templates import five_from_68
+
+    paths, points, _ = load_frames(args.data_home)
+    n = len(paths) if args.n_frames is None else args.n_frames
+    detector = FaceDetector("mtcnn", min_face_size=20, select="center", device=device).fit()
+    errors = {"frame": [], "chip": [], "chip_zero_padded": []}
+    missed = dict.fromkeys(errors, 0)
+    for path, truth in zip(paths[:n], points[:n]):
+        frame = np.asarray(Image.open(path).convert("RGB"))
+        x0, y0, x1, y1 = points_box(truth, 0.1)
+        x0, y0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
+        chip = np.ascontiguousarray(frame[y0:int(np.ceil(y1)), x0:int(np.ceil(x1))])
+        pad = max(chip.shape[:2]) // 2
+        padded = np.zeros((chip.shape[0] + 2 * pad, chip.shape[1] + 2 * pad, 3), np.uint8)
+        padded[pad:-pad, pad:-pad] = chip
+        five = five_from_68(truth[None])[0]
+        iod = np.linalg.norm(truth[36] - truth[45])
+        for name, image, (dx, dy) in (("frame", frame, (0, 0)), ("chip", chip, (x0, y0)),
+                                       ("chip_zero_padded", padded, (x0 - pad, y0 - pad))):
+            found = detector.detect([image])[0]
+            if not len(found.boxes):
+                missed[name] += 1
+                continue
+            centre = np.array(image.shape[1::-1]) / 2
+            k = np.argmin(np.linalg.norm(found.boxes[:, :2] + found.boxes[:, 2:] - 2 * centre, axis=1))
+            errors[name].append(np.linalg.norm(found.landmarks[k] + [dx, dy] - five, axis=1).mean() / iod)
+    for name, values in errors.items():
+        emit(BENCH, f"landmarks5_nme_mtcnn_{name}", round(float(np.mean(values)), 4), "fraction of IOD",
+             device=device, config={"n_frames": n, "chip": "68-point box grown by 10 % a side",
+                                    "normaliser": "outer eye corners 36-45", "select": "center"},
+             median=round(float(np.median(values)), 4), frames_scored=len(values),
+             no_face=missed[name])
 
 
 def _nme(pred, truth):
@@ -490,7 +535,8 @@ def main():
 
     torch.set_num_threads(args.threads)
     for part in args.parts.split(","):
-        {"detect": detect_part, "landmarks": landmarks_part, "gender": gender_part,
+        {"detect": detect_part, "landmarks": landmarks_part, "chips": chips_part,
+         "gender": gender_part,
          "view1": view1_part, "shift": shift_part}[part](
             args, args.device)
 

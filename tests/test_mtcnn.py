@@ -363,6 +363,48 @@ def test_detect_mixed_sizes_and_grey_batched_match_one_by_one():
     np.testing.assert_allclose(grey[0], batched[1][0], rtol=1e-5, atol=1e-4)
 
 
+def test_detect_read_only_image_no_warning_same_result():
+    # np.asarray of a PIL image is read-only; torch.from_numpy would warn about it.
+    image = np.random.default_rng(1).integers(0, 256, size=(40, 40, 3), dtype=np.uint8)
+    frozen = image.copy()
+    frozen.flags.writeable = False
+    nets = load_mtcnn_nets(fake_state_dicts(face=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = detect_mtcnn([frozen], weights=nets)[0]
+    want = detect_mtcnn([image], weights=nets)[0]
+    assert _check_detections(got) > 0
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    # torch warns once a process: the array handed to it must be writable whatever ran first.
+    assert _mtcnn._as_rgb(frozen, 0).flags.writeable
+    assert not frozen.flags.writeable  # the caller's array untouched
+
+
+def test_crops_window_past_border_reads_zeros_unstretched():
+    # R-/O-Net crops of a box crossing the border: the zero-padded image's area
+    # resampling (the original MTCNN's pad), not the inside part stretched.
+    image = np.random.default_rng(2).integers(1, 256, size=(30, 40, 3), dtype=np.uint8)
+    integrals = _mtcnn._Integrals([torch.from_numpy(image)])
+    boxes = torch.tensor([[-9.0, -5.0, 25.0, 30.0],    # past the top-left corner
+                          [20.0, 10.0, 50.0, 45.0],    # past the bottom-right
+                          [5.0, 5.0, 28.0, 28.0]])     # inside
+    idx = torch.zeros(3, dtype=torch.long)
+    r0, r1, c0, c1, inside = _mtcnn._crop_windows(boxes, integrals.sizes[idx])
+    assert inside.all()
+    got = integrals.crops(idx, r0, r1, c0, c1, 12)
+    pad = 20
+    padded = torch.zeros(3, 30 + 2 * pad, 40 + 2 * pad)
+    padded[:, pad:-pad, pad:-pad] = torch.from_numpy(image).permute(2, 0, 1).float()
+    for k in range(3):
+        window = padded[:, r0[k] + pad:r1[k] + pad, c0[k] + pad:c1[k] + pad]
+        want = torch.nn.functional.interpolate(window[None], size=(12, 12), mode="area")[0]
+        torch.testing.assert_close(got[k], want, rtol=1e-5, atol=1e-3)
+    assert (got[0, :, 0, 0] == 0).all() and (got[1, :, -1, -1] == 0).all()
+    outside = _mtcnn._crop_windows(torch.tensor([[41.0, 0.0, 60.0, 20.0]]), integrals.sizes[:1])
+    assert not outside[4].any()
+
+
 def test_detect_empty_list_returns_empty_list():
     assert detect_mtcnn([], weights=fake_state_dicts()) == []
 
@@ -394,6 +436,23 @@ def test_detect_real_weights_astronaut_one_face_eyes_upper_half(real_weights):
     assert eyes[0, 0] < nose[0] < eyes[1, 0]  # image-left eye first
     assert mouth[0, 0] < mouth[1, 0] and (mouth[:, 1] > nose[1]).all()
     assert ((landmarks[0] >= boxes[0, :2]) & (landmarks[0] <= boxes[0, 2:])).all()
+
+
+def test_detect_real_weights_tight_chip_same_points_as_whole_image(real_weights):
+    import skimage.data
+
+    # A face chip cut at the face (as datasets release them): MTCNN's box is
+    # larger than the chip. Read past the border as zeros, the five points
+    # stay where the whole photo puts them; stretched, they moved by ~10 px.
+    image = skimage.data.astronaut()
+    (_, _, whole), = detect_mtcnn([image], weights=real_weights)
+    y0, y1, x0, x1 = 70, 170, 175, 275
+    (boxes, _, chip), = detect_mtcnn([np.ascontiguousarray(image[y0:y1, x0:x1])],
+                                     weights=real_weights)
+    assert len(boxes) >= 1
+    assert boxes[0, 0] < 0 or boxes[0, 1] < 0 or boxes[0, 2] > 100 or boxes[0, 3] > 100
+    moved = np.linalg.norm(chip[0] + [x0, y0] - whole[0], axis=1)
+    assert moved.max() < 3.0, moved
 
 
 @pytest.mark.realdata

@@ -337,18 +337,23 @@ def _regress(boxes, reg):
 
 
 def _crop_windows(boxes, sizes):
-    """Integer crop windows (rows r0:r1, cols c0:c1) of boxes clipped to their image.
+    """Integer crop windows (rows r0:r1, cols c0:c1) of boxes, and whether any pixel is inside.
 
-    As facenet-pytorch's ``pad``: truncate, clip to 1..size in 1-based
-    pixels, crop ``[y - 1:ey, x - 1:ex]``; out-of-image parts are dropped,
-    not zero-padded. ``sizes`` (n, 2) holds each box's image (height, width).
+    As the original MTCNN's ``pad``: truncate to whole pixels, 1-based
+    ``[y - 1:ey, x - 1:ex]``; the window keeps the box's whole extent, and
+    the parts outside the image are read as zeros (``_Integrals.crops``).
+    facenet-pytorch crops only the part inside the image and resizes it
+    to the square input, which stretches every face whose box crosses
+    the border: on tight face chips (a dataset's released crops), where
+    MTCNN's box is larger than the image, that moved its five points by
+    a fifth of the eye distance. ``sizes`` (n, 2) holds each box's image
+    (height, width); ``inside`` is False where the window misses it.
     """
     b = boxes.trunc().long()
-    c0 = b[:, 0].clamp(min=1) - 1
-    r0 = b[:, 1].clamp(min=1) - 1
-    c1 = torch.minimum(b[:, 2], sizes[:, 1])
-    r1 = torch.minimum(b[:, 3], sizes[:, 0])
-    return r0, r1, c0, c1
+    c0, r0, c1, r1 = b[:, 0] - 1, b[:, 1] - 1, b[:, 2], b[:, 3]
+    inside = ((torch.minimum(r1, sizes[:, 0]) > r0.clamp(min=0))
+              & (torch.minimum(c1, sizes[:, 1]) > c0.clamp(min=0)))
+    return r0, r1, c0, c1, inside
 
 
 class _Integrals:
@@ -374,7 +379,12 @@ class _Integrals:
         self.sizes = torch.tensor(sizes, dtype=torch.long, device=device)
 
     def crops(self, image_idx, r0, r1, c0, c1, size):
-        """Area-resampled crops (n, 3, size, size), float, as ``interpolate(mode="area")``."""
+        """Area-resampled crops (n, 3, size, size), float, as ``interpolate(mode="area")``.
+
+        A window may reach past its image: the pixels outside count as
+        zeros (each bin's sum is over the pixels inside it, divided by the
+        bin's whole area), as if the image were zero-padded first.
+        """
         j = torch.arange(size, device=self.flat.device)
         h, w = (r1 - r0)[:, None], (c1 - c0)[:, None]
         # adaptive_avg_pool2d's bins: [floor(j * n / s), ceil((j + 1) * n / s)).
@@ -382,8 +392,13 @@ class _Integrals:
         ys1 = r0[:, None] + torch.div((j + 1) * h + size - 1, size, rounding_mode="floor")
         xs0 = c0[:, None] + torch.div(j * w, size, rounding_mode="floor")
         xs1 = c0[:, None] + torch.div((j + 1) * w + size - 1, size, rounding_mode="floor")
+        count = (ys1 - ys0)[:, :, None] * (xs1 - xs0)[:, None, :]
+        # Clamped to the integral image (0..h, 0..w): a bin's part outside sums to zero.
+        heights, widths = self.sizes[image_idx, 0][:, None], self.sizes[image_idx, 1][:, None]
+        ys0, ys1 = (torch.minimum(ys.clamp(min=0), heights) for ys in (ys0, ys1))
+        xs0, xs1 = (torch.minimum(xs.clamp(min=0), widths) for xs in (xs0, xs1))
         base = self.offsets[image_idx][:, None, None]
-        stride = (self.sizes[image_idx, 1] + 1)[:, None, None]
+        stride = (widths + 1)[:, :, None]
         chan = torch.arange(3, device=self.flat.device)
 
         def at(rows, cols):
@@ -391,7 +406,6 @@ class _Integrals:
             return self.flat[idx[..., None] + chan]
 
         total = at(ys1, xs1) - at(ys0, xs1) - at(ys1, xs0) + at(ys0, xs0)
-        count = (ys1 - ys0)[:, :, None] * (xs1 - xs0)[:, None, :]
         crops = total.to(torch.float32) / count[..., None].to(torch.float32)
         return crops.permute(0, 3, 1, 2)
 
@@ -445,7 +459,7 @@ def _proposals(batch, image_idx, pnet, min_face_size, factor, threshold):
 
 def _run_crops(net, integrals, boxes, image_idx, size):
     """Run ``net`` on the area-resampled crops of ``boxes``, ``_CROP_BATCH`` at a time."""
-    r0, r1, c0, c1 = _crop_windows(boxes, integrals.sizes[image_idx])
+    r0, r1, c0, c1, _ = _crop_windows(boxes, integrals.sizes[image_idx])
     outs = []
     for start in range(0, boxes.shape[0], _CROP_BATCH):
         sl = slice(start, start + _CROP_BATCH)
@@ -455,9 +469,8 @@ def _run_crops(net, integrals, boxes, image_idx, size):
 
 
 def _valid(boxes, integrals, image_idx):
-    """Boxes whose clipped crop window is not empty."""
-    r0, r1, c0, c1 = _crop_windows(boxes, integrals.sizes[image_idx])
-    return (r1 > r0) & (c1 > c0)
+    """Boxes whose crop window holds at least one pixel of their image."""
+    return _crop_windows(boxes, integrals.sizes[image_idx])[4]
 
 
 def _detect_chunk(images, nets, min_face_size, thresholds, factor):
@@ -545,7 +558,10 @@ def _as_rgb(image, i):
             f"images[{i}] has shape {arr.shape}; detect_mtcnn needs (H, W, 3) RGB or (H, W) "
             "grey images (drop an alpha channel first)."
         )
-    return np.ascontiguousarray(arr)
+    arr = np.ascontiguousarray(arr)
+    # torch.from_numpy warns on read-only arrays (np.asarray of a PIL image is one);
+    # the cascade never writes to its input, but a copy keeps that warning from users.
+    return arr if arr.flags.writeable else arr.copy()
 
 
 def detect_mtcnn(
