@@ -107,12 +107,20 @@ def net_state(net, *, done):
     return state
 
 
-def _save(state, path):
-    # Written beside the target and renamed: an interrupt mid-write never
-    # leaves a truncated checkpoint where a good one was.
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
+def _write_whole(path, write):
+    """``write(partial)`` beside ``path``, then renamed onto it.
+
+    An interrupt mid-write never leaves a truncated file where a good one
+    was, and a reader (another rank) sees the old file or the new one,
+    never part of it; the partial name is per process.
+    """
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    write(partial)
     os.replace(partial, path)
+
+
+def _save(state, path):
+    _write_whole(path, lambda partial: torch.save(state, partial))
 
 
 class StageCheckpoints:
@@ -142,12 +150,11 @@ class StageCheckpoints:
                     "or pass another checkpoint folder."
                 )
         elif is_main_process():
-            # Written whole or not at all: in data-parallel training the other ranks
-            # read it at the same moment, and a half-written manifest would read as
-            # another fit's. They never write it themselves (same data, same hash).
-            partial = manifest.with_name(f"{manifest.name}.{os.getpid()}.partial")
-            partial.write_text(json.dumps({"fingerprint": fingerprint}))
-            os.replace(partial, manifest)
+            # Written whole: in data-parallel training the other ranks read it at the
+            # same moment, and a half-written manifest would read as another fit's.
+            # They never write it themselves (same data, same hash).
+            text = json.dumps({"fingerprint": fingerprint})
+            _write_whole(manifest, lambda partial: partial.write_text(text))
 
     def path(self, stage):
         return self.folder / f"{stage}.pt"
