@@ -220,7 +220,7 @@ def main(argv=None):
 
         torch.set_num_threads(args.threads)
 
-    from skface.estimators._base import resolve_device
+    from skface._device import resolve_device
 
     device = resolve_device(args.device)
     # The full CPU run is DBNReconstructor's defaults; it fits in about 25 minutes

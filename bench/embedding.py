@@ -176,7 +176,7 @@ def _plain_loop(module, criterion, x, y, *, epochs, batch_size, lr, crop, device
     """The hand-written reference: same module, loss, optimiser, schedule and augmentation."""
     import torch
 
-    from skface.estimators._base import autocast
+    from skface._device import autocast
     from skface.nn.augment import random_crop, random_flip
 
     optimizer = torch.optim.SGD(module.parameters(), lr=lr, momentum=0.9, nesterov=True,
@@ -222,7 +222,8 @@ def bench_speed(args, emit, device):
     import torch
 
     from skface.datasets import fetch_lfw_people
-    from skface.estimators._base import autocast, to_tensor
+    from skface._device import autocast
+    from skface.estimators._base import to_tensor
     from skface.preprocessing import lfw_crop
 
     cfg = _settings(args)
@@ -359,7 +360,7 @@ def main():
 
     import torch
 
-    from skface.estimators._base import resolve_device
+    from skface._device import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

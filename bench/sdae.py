@@ -521,7 +521,7 @@ def main():
 
     import torch
 
-    from skface.estimators._base import resolve_device
+    from skface._device import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -310,7 +310,7 @@ def load(path, *, device="auto"):
     """
     import torch
 
-    from .estimators._base import resolve_device
+    from ._device import resolve_device
 
     path = _resolve_path(path)
     device = resolve_device(device)

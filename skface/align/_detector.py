@@ -148,7 +148,7 @@ class FaceDetector(TransformerMixin, BaseEstimator):
                 f"thresholds must be 3 probabilities in [0, 1), one per MTCNN stage, got "
                 f"{self.thresholds!r}."
             )
-        from ..estimators._base import resolve_device
+        from .._device import resolve_device
 
         return resolve_device(self.device), thresholds
 

@@ -76,7 +76,7 @@ def run_demo(
         created and probed before any training, so no run is lost to it.
     """
     from skface.datasets import get_data_home
-    from skface.estimators._base import resolve_device
+    from skface._device import resolve_device
 
     if log is None:
         log = (lambda line: print(line, file=sys.stderr, flush=True)) if verbose else _quiet

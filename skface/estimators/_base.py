@@ -1,6 +1,5 @@
 """Shared estimator machinery: devices, seeding, progress bars, skorch nets, validation."""
 
-import contextlib
 import copy
 import functools
 import numbers
@@ -12,6 +11,7 @@ from sklearn.utils import check_random_state
 from skorch import NeuralNet
 from skorch.callbacks import Callback, LRScheduler
 
+from .._device import autocast, on_cuda, resolve_device
 from .._validation import ImageInputMixin, RawImages
 from ..parallel import _distributed
 from ._checkpoint import (
@@ -24,38 +24,6 @@ from ._checkpoint import (
 )
 
 __all__ = ["FaceEstimatorMixin", "FaceNet", "LRSchedule", "TensorBatches", "one_cycle"]
-
-
-def resolve_device(device):
-    """The torch device string for a ``device`` parameter ("auto" picks CUDA when present)."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        return str(torch.device(device))
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda' or another torch device, got {device!r}."
-        ) from exc
-
-
-def on_cuda(device):
-    return torch.device(device).type == "cuda"
-
-
-def autocast(device):
-    """bf16 autocast on CUDA, where it speeds up matmuls; a no-op elsewhere."""
-    if on_cuda(device):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-@contextlib.contextmanager
-def seeded(seed, device):
-    """Seed torch's global RNG for the block and restore the caller's state after it."""
-    devices = [torch.device(device).index or 0] if on_cuda(device) else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 def to_tensor(array, device):

@@ -12,7 +12,8 @@ from torch import nn
 from .._params import check_number
 from .._validation import restore_layout
 from ..nn.rbm import RBM, cd_step, sample_stack, unroll
-from ._base import FaceEstimatorMixin, FaceNet, autocast, seeded, to_tensor
+from .._device import autocast, seeded
+from ._base import FaceEstimatorMixin, FaceNet, to_tensor
 
 __all__ = ["DBNReconstructor"]
 

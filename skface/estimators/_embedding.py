@@ -17,7 +17,8 @@ from ..backbones import build_backbone
 from ..nn.augment import center_crop, random_crop, random_flip
 from ..nn.heads import ScaledLinearHead
 from ..nn.losses import SoftmaxCenterLoss
-from ._base import FaceEstimatorMixin, FaceNet, autocast, on_cuda, one_cycle, seeded
+from .._device import autocast, on_cuda, seeded
+from ._base import FaceEstimatorMixin, FaceNet, one_cycle
 from ._stream import channel_stats, device_images
 
 __all__ = ["CenterLossEmbedder"]

@@ -21,16 +21,8 @@ from ..nn.keypoints import (
 )
 from ..nn.losses import MaskedMSELoss
 from ..nn.trunk import ConvTrunk, TrunkKeypointHead
-from ._base import (
-    FaceEstimatorMixin,
-    FaceNet,
-    autocast,
-    convert_images,
-    on_cuda,
-    one_cycle,
-    seeded,
-    to_tensor,
-)
+from .._device import autocast, on_cuda, seeded
+from ._base import FaceEstimatorMixin, FaceNet, convert_images, one_cycle, to_tensor
 from ._encoder import check_encoder, is_fitted
 from ._sdae import ConvSDAEFeatures
 from ._stream import device_images, fit_standardize

@@ -18,7 +18,8 @@ from .._params import check_choice, check_number, check_size
 from .._validation import restore_layout
 from ..nn.conv_dae import NOISE_KINDS, POOLINGS, ConvDAEStack, trunk_features
 from ..nn.trunk import ConvTrunk
-from ._base import FaceEstimatorMixin, FaceNet, autocast, convert_images, seeded
+from .._device import autocast, seeded
+from ._base import FaceEstimatorMixin, FaceNet, convert_images
 from ._encoder import Trunk
 from ._stream import device_images, fit_standardize
 

@@ -14,7 +14,8 @@ from .._params import check_choice, check_number
 from .._validation import check_targets
 from ..nn.augment import flip_shift
 from ..nn.trunk import TrunkHead
-from ._base import FaceEstimatorMixin, FaceNet, LRSchedule, convert_images, seeded
+from .._device import seeded
+from ._base import FaceEstimatorMixin, FaceNet, LRSchedule, convert_images
 from ._encoder import check_encoder, is_fitted
 from ._sdae import ConvSDAEFeatures, load_images
 

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import torch
 
+from .._device import on_cuda
 from .._validation import RawImages
 
 __all__ = ["DeviceImages", "channel_stats", "device_images", "fit_standardize"]
@@ -18,10 +19,6 @@ _BLOCK_BYTES = 32 << 20
 
 def _block_rows(raw):
     return max(1, min(_BLOCK, _BLOCK_BYTES // (4 * int(np.prod(raw.image_shape)))))
-
-
-def _on_cuda(device):
-    return torch.device(device).type == "cuda"
 
 
 class DeviceImages:
@@ -106,7 +103,7 @@ class DeviceImages:
 
     def _gather(self, rows):
         """Rows from the caller's array, unconverted, on the device."""
-        if not _on_cuda(self.device):
+        if not on_cuda(self.device):
             return torch.from_numpy(self.raw.read(rows))
         buffer = self._buffer(len(rows))
         self.raw.read(rows, out=buffer.numpy())
@@ -140,7 +137,7 @@ class DeviceImages:
         # NHWC memory is channels_last already (what CUDA nets want); on the CPU
         # plain NCHW, as the whole-set path gives. The layout is changed on the
         # caller's dtype, before the float32 conversion: one float32 batch made.
-        x = x.contiguous(memory_format=torch.channels_last if _on_cuda(self.device)
+        x = x.contiguous(memory_format=torch.channels_last if on_cuda(self.device)
                          else torch.contiguous_format).float()
         if self.raw.dtype == np.uint8:
             x.div_(255)  # as check_images divides: the same float32 values
