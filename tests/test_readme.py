@@ -50,3 +50,29 @@ def test_readme_python_blocks_run_verbatim(shared_data, tmp_path):
     # 3,000 random faces at 48 px: well above the majority gender (about 0.52) and
     # the mean-age predictor (about 15 years); 7 people, the largest 0.41 of them.
     assert accuracy > 0.75 and mae < 11.0 and identity > 0.6, out
+
+
+CI_RUN = README.parent / ".ci" / "run"
+
+
+def readme_test_command(text):
+    """The one line of the fenced block after "Install and run the tests:"."""
+    match = re.search(r"^Install and run the tests:\n+```\n(.*?)\n```", text, flags=re.M)
+    return match.group(1) if match else None
+
+
+def test_ci_run_main_job_runs_readme_test_command_verbatim():
+    command = readme_test_command(README.read_text())
+    # The default run exercises the distributed code: dask is installed, not skipped.
+    assert command is not None and '".[test,distributed]"' in command
+    assert command.endswith('python -m pytest -m "not slow"')
+    # .ci/run's own extraction of the README, run by bash, gives the same line.
+    script = CI_RUN.read_text()
+    function = re.search(r"^readme_test_command\(\) \{.*?^\}", script, flags=re.S | re.M)
+    assert function is not None
+    proc = subprocess.run(["bash", "-c", f"{function.group(0)}\nreadme_test_command"],
+                          cwd=README.parent, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == command
+    # ... and the main job runs that and installs nothing else for the tests.
+    main_job = re.search(r"^main_job\(\) \{.*?^\}", script, flags=re.S | re.M).group(0)
+    assert 'eval "$cmd"' in main_job and "pip install" not in main_job
