@@ -1,16 +1,11 @@
-"""How estimators build on a ConvSDAEFeatures encoder: its exported trunk, and the check."""
+"""What estimators built on a ConvSDAEFeatures encoder receive: its exported trunk as data."""
 
 from typing import NamedTuple
 
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-try:  # scikit-learn >= 1.6
-    from sklearn.frozen import FrozenEstimator
-except ImportError:  # pragma: no cover
-    FrozenEstimator = None
-
-__all__ = ["Trunk", "check_encoder", "is_fitted"]
+__all__ = ["Trunk", "is_fitted"]
 
 
 class Trunk(NamedTuple):
@@ -60,29 +55,3 @@ def is_fitted(estimator):
     except NotFittedError:
         return False
     return True
-
-
-def check_encoder(encoder):
-    """``encoder`` (None, a ConvSDAEFeatures, or a FrozenEstimator of a fitted one), unwrapped.
-
-    Raises
-    ------
-    ValueError
-        For a FrozenEstimator of an unfitted encoder.
-    TypeError
-        For anything else.
-    """
-    from ._sdae import ConvSDAEFeatures
-
-    if FrozenEstimator is not None and isinstance(encoder, FrozenEstimator):
-        encoder = encoder.estimator
-        if not is_fitted(encoder):
-            raise ValueError(
-                "encoder is a FrozenEstimator of an unfitted encoder; fit it first."
-            )
-    if encoder is not None and not isinstance(encoder, ConvSDAEFeatures):
-        raise TypeError(
-            f"encoder must be None, a ConvSDAEFeatures (fitted or not) or a "
-            f"FrozenEstimator of a fitted one, got {type(encoder).__name__}."
-        )
-    return encoder

@@ -23,8 +23,8 @@ from ..nn.losses import MaskedMSELoss
 from ..nn.trunk import ConvTrunk, TrunkKeypointHead
 from .._device import autocast, on_cuda, seeded
 from ._base import FaceEstimatorMixin, FaceNet, convert_images, one_cycle, to_tensor
-from ._encoder import check_encoder, is_fitted
-from ._sdae import ConvSDAEFeatures
+from ._encoder import is_fitted
+from ._sdae import ConvSDAEFeatures, check_encoder
 from ._stream import device_images, fit_standardize
 
 __all__ = ["KeypointRegressor"]

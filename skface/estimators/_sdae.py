@@ -10,6 +10,7 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -20,10 +21,10 @@ from ..nn.conv_dae import NOISE_KINDS, POOLINGS, ConvDAEStack, trunk_features
 from ..nn.trunk import ConvTrunk
 from .._device import autocast, seeded
 from ._base import FaceEstimatorMixin, FaceNet, convert_images
-from ._encoder import Trunk
+from ._encoder import Trunk, is_fitted
 from ._stream import device_images, fit_standardize
 
-__all__ = ["ConvSDAEFeatures", "load_images"]
+__all__ = ["ConvSDAEFeatures", "check_encoder", "load_images"]
 
 # A face's scaled feature vector has this mean squared length (see feature_scale):
 # chosen so that LogisticRegression() and RidgeCV() at their default
@@ -736,3 +737,25 @@ class ConvSDAEFeatures(
         return tags
 
 
+def check_encoder(encoder):
+    """``encoder`` (None, a ConvSDAEFeatures, or a FrozenEstimator of a fitted one), unwrapped.
+
+    Raises
+    ------
+    ValueError
+        For a FrozenEstimator of an unfitted encoder.
+    TypeError
+        For anything else.
+    """
+    if isinstance(encoder, FrozenEstimator):
+        encoder = encoder.estimator
+        if not is_fitted(encoder):
+            raise ValueError(
+                "encoder is a FrozenEstimator of an unfitted encoder; fit it first."
+            )
+    if encoder is not None and not isinstance(encoder, ConvSDAEFeatures):
+        raise TypeError(
+            f"encoder must be None, a ConvSDAEFeatures (fitted or not) or a "
+            f"FrozenEstimator of a fitted one, got {type(encoder).__name__}."
+        )
+    return encoder

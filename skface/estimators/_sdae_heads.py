@@ -16,8 +16,8 @@ from ..nn.augment import flip_shift
 from ..nn.trunk import TrunkHead
 from .._device import seeded
 from ._base import FaceEstimatorMixin, FaceNet, LRSchedule, convert_images
-from ._encoder import check_encoder, is_fitted
-from ._sdae import ConvSDAEFeatures, load_images
+from ._encoder import is_fitted
+from ._sdae import ConvSDAEFeatures, check_encoder, load_images
 
 __all__ = ["SDAEClassifier", "SDAERegressor"]
 
