@@ -2,7 +2,7 @@
 
 import importlib
 
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 # Public name -> module that defines it; loaded on first use so that
 # `import skface` stays light (no torch, PIL or pooch until needed).

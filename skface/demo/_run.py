@@ -8,6 +8,7 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+from skface._version import __version__
 from skface.demo._presets import get_settings
 from skface.demo._report import metrics_dict, write_report
 from skface.demo._stages import STAGES, Context
@@ -107,10 +108,8 @@ def run_demo(
         log(f"      {_outcome(section)} in {elapsed:.0f} s")
         sections.append(section)
 
-    import skface
-
     run = {
-        "skface_version": skface.__version__,
+        "skface_version": __version__,
         "preset": preset,
         "settings": _settings_dict(settings),
         "device": ctx.device,
