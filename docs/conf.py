@@ -17,6 +17,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import skface  # noqa: E402
+from skface._registry import estimator_names  # noqa: E402
 
 project = "skface"
 author = "the skface developers"
@@ -64,6 +65,43 @@ html_theme_options = {
 }
 html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}
 html_show_sourcelink = False
+
+
+# -- the estimators' pages, from skface's one list of them -------------------------
+_PAGE = """{name}
+{rule}
+
+.. currentmodule:: skface.estimators
+
+.. autoclass:: {name}
+   :members:
+"""
+
+
+def write_estimator_pages(api_dir, names):
+    """Write ``api_dir/estimators_list.rst`` and a page per estimator of ``names``.
+
+    The estimators are those :mod:`skface._registry` lists for
+    ``skface.estimators``: a new estimator gets its summary row and its page
+    without editing the docs. Files are rewritten only when they change, so
+    that Sphinx rebuilds nothing it need not. Returns the paths written or kept.
+    """
+    files = {
+        api_dir / "estimators_list.rst": "".join([
+            ".. autosummary::\n\n", *(f"   {n}\n" for n in names),
+            "\n.. toctree::\n   :maxdepth: 1\n\n",
+            *(f"   skface.estimators.{n}\n" for n in names),
+        ]),
+        **{api_dir / f"skface.estimators.{n}.rst": _PAGE.format(name=n, rule="=" * len(n))
+           for n in names},
+    }
+    for path, text in files.items():
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+    return sorted(files)
+
+
+write_estimator_pages(ROOT / "docs" / "api", estimator_names("skface.estimators"))
 
 
 # -- hooks -----------------------------------------------------------------------

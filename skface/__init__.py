@@ -2,25 +2,22 @@
 
 import importlib
 
+from ._registry import estimator_class as _estimator_class
+from ._registry import estimator_names as _estimator_names
 from ._version import __version__
 
 # Public name -> module that defines it; loaded on first use so that
-# `import skface` stays light (no torch, PIL or pooch until needed).
+# `import skface` stays light (no torch, PIL or pooch until needed). Every
+# registered estimator class is exported here too (skface._registry).
 _LAZY = {
     "datasets": None,
     "estimators": None,
+    "align": None,
     "nn": None,
     "plotting": None,
     "backbones": None,
     "metrics": None,
     "preprocessing": None,
-    "DBNReconstructor": "skface.estimators",
-    "ConvSDAEFeatures": "skface.estimators",
-    "SDAEClassifier": "skface.estimators",
-    "SDAERegressor": "skface.estimators",
-    "CenterLossEmbedder": "skface.estimators",
-    "KeypointRegressor": "skface.estimators",
-    "JitterAugmented": "skface.estimators",
     "load": "skface._persist",
     "save": "skface._persist",
     "ModelFormatError": "skface._persist",
@@ -28,10 +25,12 @@ _LAZY = {
     "parallel": None,
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY, *_estimator_names()]
 
 
 def __getattr__(name):
+    if name in _estimator_names():
+        return _estimator_class(name)
     if name not in _LAZY:
         raise AttributeError(f"module 'skface' has no attribute {name!r}")
     module = _LAZY[name]
@@ -41,4 +40,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_estimator_names()))

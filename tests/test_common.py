@@ -109,6 +109,18 @@ EXPECTED_FAILED_CHECKS = {
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def uncovered_estimators():
+    """Registered estimator classes (skface._registry) that ESTIMATORS does not configure."""
+    from skface._registry import estimator_names
+
+    covered = {type(estimator).__name__ for estimator in ESTIMATORS}
+    return [name for name in estimator_names() if name not in covered]
+
+
+def test_common_checks_cover_every_registered_estimator():
+    assert uncovered_estimators() == []
+
+
 def _expected_failed_checks(estimator):
     return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from skface._registry import estimator_names
+
 pytest.importorskip("sphinx")
 pytest.importorskip("numpydoc")
 
@@ -22,15 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 BUILD_TIMEOUT_S = 300
 
-ESTIMATORS = [
-    "CenterLossEmbedder",
-    "ConvSDAEFeatures",
-    "DBNReconstructor",
-    "JitterAugmented",
-    "KeypointRegressor",
-    "SDAEClassifier",
-    "SDAERegressor",
-]
+ESTIMATORS = estimator_names("skface.estimators")
 # Public modules whose every documented name must have an entry in the API
 # reference. UPPER_CASE constants are documented only when they carry a
 # ``#:`` doc comment, so they are not required here.
