@@ -3,7 +3,7 @@
 import numpy as np
 
 from ._cache import cached_arrays
-from ._common import check_choice, check_size, make_bunch, read_csv
+from ._common import check_choice, check_size, file_paths, make_bunch, read_csv
 from ._download import ChecksumError, ensure_files
 from ._home import get_data_home
 from ._images import read_images
@@ -215,6 +215,10 @@ def fetch_celeba(
             0 = train, 1 = valid, 2 = test (``partition_names``).
         filenames : ndarray of shape (n_samples,)
             File names in ``img_align_celeba/``.
+        paths : ndarray of shape (n_samples,), str
+            Absolute path of each face's image file (e.g. to give
+            :class:`~skface.align.FaceAligner` the originals), made from
+            ``data_home`` at each call.
         DESCR : str
             Description, citation and terms of use.
     (data, target) : tuple if ``return_X_y`` is True
@@ -287,6 +291,7 @@ def fetch_celeba(
         partition=arrays["partition"],
         partition_names=np.array(PARTITION_NAMES),
         filenames=arrays["filenames"],
+        paths=file_paths(images_dir, arrays["filenames"]),
         DESCR=_descr(),
         **extra,
     )

@@ -1,5 +1,9 @@
 """Small helpers shared by the fetchers: Bunch assembly and parameter checks."""
 
+import os
+
+import numpy as np
+
 from .._params import check_size as _check_size
 
 
@@ -14,6 +18,20 @@ def make_bunch(*, images, target=None, return_X_y=False, **fields):
     if return_X_y:
         return data, target
     return Bunch(data=data, images=images, target=target, **fields)
+
+
+def file_paths(images_dir, filenames):
+    """Absolute paths of ``filenames`` (relative to ``images_dir``), same shape, as str.
+
+    Made at return time from the data home the fetcher was given, never
+    cached: a data home moved or mounted elsewhere still gives paths that
+    exist.
+    """
+    filenames = np.asarray(filenames, dtype=str)
+    root = os.fspath(images_dir)
+    # "Name/Name_0001.jpg" keeps its "/" on every platform: open() accepts it.
+    paths = [os.path.join(root, name) for name in filenames.ravel()]
+    return np.array(paths, dtype=str).reshape(filenames.shape)
 
 
 def check_choice(name, value, choices):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ._cache import cached_arrays
-from ._common import check_choice, check_size, make_bunch, read_mat
+from ._common import check_choice, check_size, file_paths, make_bunch, read_mat
 from ._download import ensure_files
 from ._home import get_data_home
 from ._images import read_images
@@ -212,6 +212,10 @@ def fetch_imdb_wiki(
         filenames : ndarray of shape (n_samples,)
             ``full_path`` of each image, relative to ``wiki_crop/`` (or
             ``imdb_crop/``).
+        paths : ndarray of shape (n_samples,), str
+            Absolute path of each face's image file (e.g. to give
+            :class:`~skface.align.FaceAligner` the originals), made from
+            ``data_home`` at each call.
         n_total : int
             Rows in the ``.mat`` file.
         n_filtered : dict of str -> int
@@ -292,6 +296,7 @@ def fetch_imdb_wiki(
         face_score=arrays["face_score"],
         photo_taken=arrays["photo_taken"],
         filenames=arrays["filenames"],
+        paths=file_paths(images_dir, arrays["filenames"]),
         n_total=int(arrays["n_total"]),
         n_filtered=dict(zip(FILTERS, (int(c) for c in arrays["n_filtered"]))),
         DESCR=_descr(source),

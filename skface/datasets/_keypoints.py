@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 
 from ._cache import cached_arrays
-from ._common import check_choice, check_size, make_bunch, read_csv
+from ._common import check_choice, check_size, file_paths, make_bunch, read_csv
 from ._download import ensure_files
 from ._home import get_data_home
 from ._images import image_sizes, read_images
@@ -366,7 +366,8 @@ def _youtube_arrays(data_home, subset, size, color, download_if_missing):
 
     params = dict(subset=subset, size=size, color=bool(color))
     sources = [images_dir, folder / csv_name]
-    return cached_arrays("youtube_faces_keypoints", params, sources, compute)
+    arrays = cached_arrays("youtube_faces_keypoints", params, sources, compute)
+    return {**arrays, "paths": file_paths(images_dir, arrays["filenames"])}
 
 
 @dataset(
@@ -437,6 +438,10 @@ def fetch_youtube_faces_keypoints(
             outside their image, as in the original annotation.
         filenames : ndarray of shape (n_samples,)
             Image file names, relative to the subset's folder.
+        paths : ndarray of shape (n_samples,), str
+            Absolute path of each face's image file (e.g. to give
+            :class:`~skface.align.FaceAligner` the originals), made from
+            ``data_home`` at each call.
         original_sizes : ndarray of shape (n_samples, 2)
             (height, width) of each image file before resizing, in the
             order of ``size``.
@@ -456,6 +461,7 @@ def fetch_youtube_faces_keypoints(
         return_X_y=return_X_y,
         keypoints=keypoints,
         filenames=arrays["filenames"],
+        paths=arrays["paths"],
         original_sizes=arrays["original_sizes"],
         identity=arrays["identity"],
         DESCR=_youtube_descr(subset, size),

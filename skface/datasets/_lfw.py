@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from ._cache import cached_arrays
-from ._common import check_choice, make_bunch
+from ._common import check_choice, file_paths, make_bunch
 from ._download import ensure_files, is_registered
 from ._home import get_data_home
 from ._images import list_images, read_images
@@ -206,8 +206,9 @@ def _people_arrays(
         variant=variant, subset=subset, min_faces=int(min_faces_per_person),
         box=box, size=size, color=bool(color),
     )
-    return cached_arrays("lfw_people", params, sources, compute,
-                         files_read=lambda arrays: arrays["filenames"])
+    arrays = cached_arrays("lfw_people", params, sources, compute,
+                           files_read=lambda arrays: arrays["filenames"])
+    return {**arrays, "paths": file_paths(images_dir, arrays["filenames"])}
 
 
 @dataset(folder="lfw", required=("lfw-deepfunneled/",), citation=CITATION, downloadable=True)
@@ -268,6 +269,10 @@ def fetch_lfw_people(
             Person names ("George W Bush").
         filenames : ndarray of shape (n_samples,)
             ``"Name/Name_0001.jpg"`` paths relative to the images folder.
+        paths : ndarray of shape (n_samples,), str
+            Absolute path of each face's image file (e.g. to give
+            :class:`~skface.align.FaceAligner` the originals), made from
+            ``data_home`` at each call.
         DESCR : str
             Description, citation and terms of use.
     (data, target) : tuple if ``return_X_y`` is True
@@ -281,6 +286,7 @@ def fetch_lfw_people(
         return_X_y=return_X_y,
         target_names=arrays["target_names"],
         filenames=arrays["filenames"],
+        paths=arrays["paths"],
         DESCR=_descr("people", variant),
     )
 
@@ -375,6 +381,9 @@ def fetch_lfw_pairs(
             View 2 fold (0-9) of each pair; only for ``subset="10_folds"``.
         names, filenames : ndarray of shape (n_pairs, 2)
             Person of each face and its file, relative to the images folder.
+        paths : ndarray of shape (n_pairs, 2), str
+            Absolute path of each face's image file, made from ``data_home``
+            at each call.
         DESCR : str
             Description, citation and terms of use.
     (data, target) : tuple if ``return_X_y`` is True
@@ -430,6 +439,7 @@ def fetch_lfw_pairs(
         target_names=np.array(["Different persons", "Same person"]),
         names=arrays["names"],
         filenames=arrays["filenames"],
+        paths=file_paths(images_dir, arrays["filenames"]),
         DESCR=_descr("pairs", variant),
         **extra,
     )
@@ -488,6 +498,9 @@ def fetch_lfw_gender(
             Person name of each face.
         filenames : ndarray of shape (n_samples,)
             Paths relative to the images folder.
+        paths : ndarray of shape (n_samples,), str
+            Absolute path of each face's image file, made from ``data_home``
+            at each call.
         excluded : ndarray of str
             Files left out for a missing or conflicting label.
         DESCR : str
@@ -509,6 +522,7 @@ def fetch_lfw_gender(
         target_names=np.array(["male", "female"]),
         identity=arrays["target_names"][arrays["target"][keep]],
         filenames=arrays["filenames"][keep],
+        paths=arrays["paths"][keep],
         excluded=arrays["filenames"][~keep],
         DESCR=_descr("gender", variant),
     )

@@ -6,7 +6,7 @@ import re
 import numpy as np
 
 from ._cache import cached_arrays
-from ._common import check_size, make_bunch
+from ._common import check_size, file_paths, make_bunch
 from ._download import ensure_files
 from ._home import get_data_home
 from ._images import read_images
@@ -87,6 +87,10 @@ def fetch_orl_faces(*, data_home=None, size=None, download_if_missing=True, retu
         filenames : ndarray of shape (400,)
             ``"s<k>/<n>.pgm"``, ordered by subject then image number
             (numerically: ``s1/2.pgm`` before ``s1/10.pgm``).
+        paths : ndarray of shape (n_samples,), str
+            Absolute path of each face's image file (e.g. to give
+            :class:`~skface.align.FaceAligner` the originals), made from
+            ``data_home`` at each call.
         DESCR : str
             Description, citation and terms of use.
     (data, target) : tuple if ``return_X_y`` is True
@@ -124,6 +128,7 @@ def fetch_orl_faces(*, data_home=None, size=None, download_if_missing=True, retu
         return_X_y=return_X_y,
         target_names=arrays["target_names"],
         filenames=arrays["filenames"],
+        paths=file_paths(images_dir, arrays["filenames"]),
         DESCR=_descr(),
     )
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._warnings import warn_at_caller
 from ._cache import cached_arrays
-from ._common import check_choice, check_size, make_bunch
+from ._common import check_choice, check_size, file_paths, make_bunch
 from ._download import ensure_files
 from ._home import get_data_home
 from ._images import list_images, read_images
@@ -123,6 +123,10 @@ def fetch_utkface(
             ``target`` (not for age).
         filenames : ndarray of shape (n_samples,)
             File names in ``UTKFace/``, sorted.
+        paths : ndarray of shape (n_samples,), str
+            Absolute path of each face's image file (e.g. to give
+            :class:`~skface.align.FaceAligner` the originals), made from
+            ``data_home`` at each call.
         skipped : ndarray of str
             Files whose name could not be parsed into valid labels, sorted
             (also on a load from the cache, which does not warn again).
@@ -190,6 +194,7 @@ def fetch_utkface(
         gender_names=np.array(GENDER_NAMES),
         race_names=np.array(RACE_NAMES),
         filenames=arrays["filenames"],
+        paths=file_paths(images_dir, arrays["filenames"]),
         skipped=skipped,
         DESCR=_descr(),
         **extra,
