@@ -23,3 +23,8 @@ def __getattr__(name):
 
         return fetch_mtcnn_weights
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    # The lazy fetch_mtcnn_weights too, as documented: tab completion and dir() list it.
+    return sorted(set(globals()) | set(__all__))
