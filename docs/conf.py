@@ -88,6 +88,8 @@ def write_estimator_pages(api_dir, names):
     """
     files = {
         api_dir / "estimators_list.rst": "".join([
+            # Its own currentmodule: an included file does not see the includer's.
+            ".. currentmodule:: skface.estimators\n\n",
             ".. autosummary::\n\n", *(f"   {n}\n" for n in names),
             "\n.. toctree::\n   :maxdepth: 1\n\n",
             *(f"   skface.estimators.{n}\n" for n in names),
@@ -98,10 +100,13 @@ def write_estimator_pages(api_dir, names):
     for path, text in files.items():
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
+    for stale in set(api_dir.glob("skface.estimators.*.rst")) - set(files):
+        stale.unlink()  # an estimator no longer registered
     return sorted(files)
 
 
-write_estimator_pages(ROOT / "docs" / "api", estimator_names("skface.estimators"))
+def _write_estimator_pages(app):
+    write_estimator_pages(Path(app.srcdir) / "api", estimator_names("skface.estimators"))
 
 
 # -- hooks -----------------------------------------------------------------------
@@ -117,4 +122,5 @@ def _skip_member(app, what, name, obj, skip, options):
 
 
 def setup(app):
+    app.connect("builder-inited", _write_estimator_pages)
     app.connect("autodoc-skip-member", _skip_member)

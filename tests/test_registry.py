@@ -56,6 +56,8 @@ def test_registry_toy_estimator_one_entry_exported_everywhere(toy_registered, tm
     assert tmp_path / "skface.estimators.ToyScaler.rst" in written
     assert ".. autoclass:: ToyScaler" in (tmp_path / "skface.estimators.ToyScaler.rst").read_text()
     assert "   ToyScaler\n" in (tmp_path / "estimators_list.rst").read_text()
+    # Loading the configuration wrote nothing into the real docs folder.
+    assert not (ROOT / "docs" / "api" / "skface.estimators.ToyScaler.rst").exists()
     # The scikit-learn checks: the coverage test names the estimator that has no
     # configuration there yet (the one other place a new estimator must appear).
     from tests.test_common import uncovered_estimators
