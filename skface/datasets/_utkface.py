@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 
-from .._warnings import warn_at_caller
+from .._warnings import warn_once
 from ._cache import cached_arrays
 from ._common import check_choice, check_size, file_paths, make_bunch
 from ._download import ensure_files
@@ -137,8 +137,10 @@ def fetch_utkface(
     Warns
     -----
     UserWarning
-        When files were skipped, once when the images are decoded (not on a
-        later load from the cache); the message says how many and names some.
+        When files were skipped: once per folder in a process, when the
+        images are first decoded (not again for another ``size`` or
+        ``color``, nor on a load from the cache); the message says how many
+        and names some.
     """
     check_choice("target", target, ("age", "gender", "race"))
     size = check_size(size)
@@ -160,9 +162,10 @@ def fetch_utkface(
                 f"name in {images_dir} ({len(skipped)} other files)."
             )
         if skipped:
-            # Once per decode, not on every cached load (the Bunch's ``skipped``
-            # still lists them), at the user's line whichever skface helper
-            # (``fetch``, the cache) lies in between.
+            # Once per folder and process, at the user's line whichever skface
+            # helper (``fetch``, the cache) lies in between: not again for each
+            # image size decoded, nor on cached loads (the Bunch's ``skipped``
+            # still lists them).
             _warn_skipped(skipped, images_dir)
         images = read_images(
             [images_dir / f for f in files], size=size, color=color, dataset="UTKFace"
@@ -204,11 +207,12 @@ def fetch_utkface(
 def _warn_skipped(skipped, images_dir):
     shown = ", ".join(repr(str(s)) for s in skipped[:5])
     shown += ", ..." if len(skipped) > 5 else ""
-    warn_at_caller(
+    warn_once(
+        ("utkface-skipped", str(images_dir), tuple(skipped)),
         f"UTKFace: skipped {len(skipped)} file(s) in {images_dir} whose name is not "
         f"'<age>_<gender>_<race>_<date>.jpg.chip.jpg' with valid values: {shown}. "
-        "They are listed in the result's 'skipped'; this warning is given when the "
-        "images are decoded, not again on loads from the cache.",
+        "They are listed in the result's 'skipped'; this warning is given once per "
+        "folder in a process, not again for other sizes or on loads from the cache.",
         UserWarning,
     )
 

@@ -7,6 +7,18 @@ import threading
 import numpy as np
 import pytest
 
+@pytest.fixture(autouse=True)
+def _fresh_warn_once():
+    """Each test sees the once-per-process warnings (UTKFace's skipped files) anew."""
+    from skface import _warnings
+
+    saved = set(_warnings._shown)
+    _warnings._shown.clear()
+    yield
+    _warnings._shown.clear()
+    _warnings._shown.update(saved)
+
+
 # Three people: Alice has 3 images, Bob 2, Carol 1.
 LFW_PEOPLE = {"Alice_Smith": 3, "Bob_Jones": 2, "Carol_White": 1}
 

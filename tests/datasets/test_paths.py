@@ -108,7 +108,7 @@ def test_fetcher_paths_follow_a_copied_data_home(tmp_path, name):
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("name, kwargs", [
-    ("utkface", dict(size=16, color=False)),
+    ("utkface", dict(size=12, color=False)),
     ("orl_faces", dict(size=16)),
     ("youtube_faces_keypoints", dict(subset="test", size=16)),
     ("lfw_people", dict(subset="dev_test", resize=0.1)),

@@ -234,6 +234,26 @@ def test_fetch_utkface_skipped_warning_once_per_decode_at_callers_line(
         bunch = load()
     assert record == []  # cached: no warning again
     assert list(bunch.skipped) == sorted(MALFORMED)
-    # Other parameters mean a new decode, which warns again.
+
+
+def test_fetch_utkface_skipped_warning_once_per_folder_whatever_the_size(utk_home):
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for size in (8, 6, 10):
+            # Libraries reset the warning filters all the time (Python's once-per-line
+            # memory with them): that must not bring the warning back.
+            warnings.resetwarnings()
+            warnings.simplefilter("always")
+            bunch = fetch_utkface(data_home=utk_home, size=size, color=size != 6)
+            assert list(bunch.skipped) == sorted(MALFORMED)  # still listed every time
+    skipped = [r for r in record if "skipped 5 file" in str(r.message)]
+    assert len(skipped) == 1
+    assert skipped[0].filename == __file__
+
+
+def test_fetch_utkface_skipped_warning_again_for_another_folder(utk_home, tmp_path):
+    other = build_utkface(tmp_path / "other", list(VALID) + MALFORMED[:2])
     with pytest.warns(UserWarning, match="skipped 5 file"):
-        fetch_utkface(data_home=utk_home, size=6)
+        fetch_utkface(data_home=utk_home, size=8)
+    with pytest.warns(UserWarning, match="skipped 2 file"):
+        fetch_utkface(data_home=other, size=8)
