@@ -297,6 +297,74 @@ def test_load_missing_tensor_and_plain_safetensors_refused(fitted, tmp_path):
         skface.load(tmp_path / "plain.safetensors")
 
 
+def test_save_header_records_each_tensor_dtype_shape_sha256(fitted, tmp_path):
+    import hashlib
+
+    est, _ = fitted["KeypointRegressor"]
+    spec, tensors = _header(est.save(tmp_path / "m.skface"))
+    assert spec["format_version"] == FORMAT_VERSION == 2
+    assert spec["tensors"].keys() == tensors.keys()
+    for key, tensor in tensors.items():
+        record = spec["tensors"][key]
+        assert record["dtype"] == str(tensor.dtype).removeprefix("torch.")
+        assert record["shape"] == list(tensor.shape)
+        raw = tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        assert record["sha256"] == hashlib.sha256(raw).hexdigest()
+
+
+def test_load_format_1_file_loads_warning_no_checksums(fitted, tmp_path):
+    # A file of format 1 is a format-2 file without the tensor records.
+    est, method = fitted["SDAEClassifier"]
+    path = est.save(tmp_path / "m.skface")
+    spec, tensors = _header(path)
+    spec["format_version"] = 1
+    del spec["tensors"]
+    _rewrite(path, spec, tensors)
+    with pytest.warns(UserWarning, match="format 1, which records no checksums"):
+        loaded = skface.load(path, device="cpu")
+    np.testing.assert_array_equal(getattr(loaded, method)(X), getattr(est, method)(X))
+
+
+def test_save_full_disk_write_error_names_path_previous_file_kept(tmp_path):
+    # ulimit -f: the write fails with EFBIG (Python ignores SIGXFSZ), as on a full disk.
+    path = tmp_path / "m.skface"
+    _encoder().save(path)  # the previous model: unfitted, under 1 KiB
+    before = path.read_bytes()
+    code = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        from skface._atomic import WriteError
+        from skface.estimators import ConvSDAEFeatures
+        X = np.random.RandomState(0).rand(16, 16, 16, 3).astype(np.float32)
+        est = ConvSDAEFeatures((4, 8), pretrain_epochs=1, batch_size=16, random_state=0).fit(X)
+        try:
+            est.save({str(path)!r})
+        except WriteError as exc:
+            print(exc)
+            sys.exit(3)
+    """)
+    result = subprocess.run(["bash", "-c", 'ulimit -f 8; exec "$0" -c "$1"', sys.executable,
+                             code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.strip() == (
+        f"Could not write the model file {path}: the disk is full (or a file-size limit was "
+        "reached); the previous file is unchanged.")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skface"]  # no partial file left
+
+
+def test_save_through_symlink_replaces_target_keeps_link(fitted, tmp_path):
+    est, method = fitted["ConvSDAEFeatures"]
+    target = tmp_path / "models" / "encoder.skface"
+    _encoder().save(target)
+    link = tmp_path / "current.skface"
+    link.symlink_to(target)
+    est.save(link)
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    loaded = skface.load(target, device="cpu")
+    np.testing.assert_array_equal(getattr(loaded, method)(X), getattr(est, method)(X))
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_load_on_cuda_without_cuda_raises_saying_use_cpu(fitted, tmp_path):
     est, _ = fitted["DBNReconstructor"]
