@@ -273,3 +273,118 @@ def test_cli_embed_missing_extra_names_the_install_command(model_path, image_fil
     err = capsys.readouterr().err.strip().splitlines()
     assert status == cli.EXIT_ERROR and len(err) == 1
     assert _EXTRA in err[0]
+
+
+# -- --out, --box, full disks and links ---------------------------------------------------
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda tmp: tmp / "afolder", r"emb.*afolder: it is a folder; name a file in it"),
+    (lambda tmp: tmp / "absent" / "emb.parquet", r"its folder .*absent does not exist"),
+    (lambda tmp: tmp / "afile" / "emb.parquet", r"its folder .*afile is a file"),
+], ids=["folder", "missing_parent", "parent_is_file"])
+def test_cli_embed_bad_out_fails_before_the_model_is_read(image_files, tmp_path, capsys, make,
+                                                          match):
+    # It used to embed every image, then fail renaming its partial file onto the folder.
+    (tmp_path / "afolder").mkdir()
+    (tmp_path / "afile").write_text("")
+    out = make(tmp_path)
+    # No such model: an error about --out shows that it was checked first.
+    status = cli.main(["embed", str(tmp_path / "absent.skface"), str(image_files[0]),
+                       "--out", str(out), "--workers", "0", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == cli.EXIT_ERROR and len(err) == 1, err
+    assert err[0].startswith("skface embed: error: Cannot write the embeddings table")
+    assert pytest.importorskip("re").search(match, err[0]), err[0]
+
+
+def test_cli_embed_unwritable_out_folder_fails_at_once(model_path, image_files, tmp_path,
+                                                       capsys, monkeypatch):
+    import tempfile
+
+    # As root every folder is writable: refuse the write probe as the system would a user.
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    monkeypatch.setattr(_embed, "_prepare", lambda *a: pytest.fail("the model was read"))
+    status = cli.main(["embed", model_path, str(image_files[0]), "--out",
+                       str(tmp_path / "emb.parquet"), "--workers", "0", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert status == cli.EXIT_ERROR
+    assert err == (f"skface embed: error: Cannot write the embeddings table "
+                   f"{tmp_path / 'emb.parquet'}: {tmp_path} is not writable (Permission "
+                   "denied); pass a path in a folder you can write to.")
+
+
+@pytest.mark.parametrize("box, match", [
+    (["10", "2", "4", "14"], r"box \(10, 2, 4, 14\) is inverted or empty"),
+    (["0", "0", "5000", "5000"], r"box \(0, 0, 5000, 5000\) lies mostly outside .*face00\.png "
+                                 r"\(16x16 pixels\): 0\.0% of it is image"),
+], ids=["inverted", "mostly_outside"])
+def test_cli_embed_bad_box_says_box_and_writes_nothing(model_path, image_files, tmp_path,
+                                                      capsys, box, match):
+    # An inverted box was reported as a damaged image file; a box mostly outside the
+    # 250x250 images exited 0, having embedded black padding.
+    import re
+
+    folder, _ = image_files
+    out = tmp_path / "emb.parquet"
+    status = cli.main(["embed", model_path, str(folder / "face01.png"), "--out", str(out),
+                       "--workers", "0", "--quiet", "--box", *box])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == cli.EXIT_ERROR and len(err) == 1, err
+    assert re.search(match.replace("face00", "face01"), err[0]), err[0]
+    assert "damaged" not in err[0]
+    assert not out.exists()
+
+
+def test_decode_images_box_mostly_outside_any_file_raises_naming_it(image_files, tmp_path):
+    from PIL import Image
+
+    _, files = image_files
+    big = tmp_path / "big.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(big)
+    box = (8, 8, 40, 40)  # inside the 64x64 image, mostly outside the 16x16 ones
+    assert decode_images([big], (8, 8, 3), box=box).shape == (1, 8, 8, 3)
+    with pytest.raises(ValueError, match=rf"lies mostly outside {files[1]} \(16x16"):
+        decode_images([big, files[1]], (8, 8, 3), box=box)
+    # Half inside is still a face with a margin: kept.
+    assert decode_images([files[1]], (8, 8, 3), box=(-4, 0, 12, 16)).shape == (1, 8, 8, 3)
+
+
+def test_cli_embed_full_disk_keeps_previous_table_and_says_so_in_one_line(model_path,
+                                                                          image_files,
+                                                                          tmp_path):
+    import subprocess
+
+    folder, _ = image_files
+    out = tmp_path / "emb.parquet"
+    out.write_bytes(b"the previous table")
+    # ulimit -f 2: no file over 2 KB (the table is about 3 KB); Python ignores SIGXFSZ,
+    # so the write fails with EFBIG, as on a full disk.
+    proc = subprocess.run(
+        ["bash", "-c", 'ulimit -f 2; exec "$0" -m skface embed "$@"', sys.executable,
+         model_path, str(folder), "--out", str(out), "--workers", "0", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )
+    lines = [line for line in proc.stderr.splitlines() if "Warning" not in line]
+    assert proc.returncode == cli.EXIT_ERROR, proc.stderr
+    assert lines == [f"skface embed: error: Could not write the embeddings table {out}: the "
+                     "disk is full (or a file-size limit was reached); the previous file is "
+                     "unchanged."], proc.stderr
+    assert out.read_bytes() == b"the previous table"
+    assert [p.name for p in tmp_path.iterdir()] == ["emb.parquet"]  # no partial file
+
+
+def test_embed_files_to_parquet_out_symlink_kept_target_replaced(model, image_files, tmp_path):
+    _, files = image_files
+    target = tmp_path / "store" / "emb.parquet"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link = tmp_path / "emb.parquet"
+    link.symlink_to(target)
+    _embed.embed_files_to_parquet(model, files[:3], link, progress=False)
+    assert link.is_symlink() and link.resolve() == target
+    names, values, _ = _parquet(target)
+    assert names == files[:3] and values.shape == (3, 8)

@@ -2,13 +2,20 @@
 
 import glob
 import os
+import tempfile
 import threading
 import uuid
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MissingExtraError", "collect_image_files", "embed", "embed_files_to_parquet"]
+from skface._atomic import atomic_path
+
+__all__ = [
+    "MissingExtraError", "check_box", "check_output", "collect_image_files", "embed",
+    "embed_files_to_parquet",
+]
 
 #: The methods a job may call, and the prefix of their Parquet columns.
 METHODS = {"transform": "e", "predict": "y", "predict_proba": "p"}
@@ -199,15 +206,91 @@ def decode_images(paths, image_shape, *, box=None, n_threads=4):
     Returns
     -------
     images : ndarray of shape (n, H, W) or (n, H, W, 3), float32
+
+    Raises
+    ------
+    ValueError
+        If ``box`` is empty or inverted, or lies mostly (over half) outside
+        an image: what would be embedded is then mostly black padding.
     """
     from skface.datasets._images import read_images
 
+    box = check_box(box)
+    paths = [os.fspath(p) for p in paths]
+    if box is not None:
+        for path in paths:
+            check_box_inside(box, path)
     height, width = image_shape[:2]
     channels = image_shape[2] if len(image_shape) > 2 else 1
     return read_images(
-        [os.fspath(p) for p in paths], box=None if box is None else tuple(int(b) for b in box),
-        size=(height, width), color=channels == 3, n_threads=n_threads,
+        paths, box=box, size=(height, width), color=channels == 3, n_threads=n_threads,
     )
+
+
+#: Below this share of a crop box inside its image, the crop is refused (mostly padding).
+MIN_BOX_INSIDE = 0.5
+
+
+def check_box(box):
+    """A crop box as a tuple of 4 ints, or None; an empty or inverted box raises.
+
+    Parameters
+    ----------
+    box : sequence of 4 int (left, upper, right, lower) or None
+
+    Returns
+    -------
+    box : tuple of int or None
+
+    Raises
+    ------
+    ValueError
+        If ``box`` is not 4 whole numbers, or ``right <= left`` or
+        ``lower <= upper``.
+    """
+    if box is None:
+        return None
+    try:
+        values = tuple(box)
+        ints = tuple(int(b) for b in values)
+        if len(ints) != 4 or ints != values:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"box must be 4 whole numbers of pixels (left, upper, right, lower), got {box!r}."
+        ) from None
+    left, upper, right, lower = ints
+    if right <= left or lower <= upper:
+        raise ValueError(
+            f"box {ints} is inverted or empty: give (left, upper, right, lower) with left < "
+            f"right and upper < lower, in pixels of the source image (fetch_lfw_people's "
+            "is 78 70 172 195)."
+        )
+    return ints
+
+
+def check_box_inside(box, path):
+    """Raise if ``box`` lies mostly outside the image file ``path`` (read from its header).
+
+    A file that cannot be opened is left to the decoder, which names the damage.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except Exception:  # the decoder reports it, with the file's name
+        return
+    left, upper, right, lower = box
+    inside = max(0, min(right, width) - max(left, 0)) * max(0, min(lower, height) - max(upper, 0))
+    share = inside / ((right - left) * (lower - upper))
+    if share < MIN_BOX_INSIDE:
+        raise ValueError(
+            f"box {tuple(box)} lies mostly outside {path} ({width}x{height} pixels): "
+            f"{share:.1%} of it is image, the rest would be embedded as black padding. Give "
+            f"a box inside the image (left, upper, right, lower within 0..{width} and "
+            f"0..{height})."
+        )
 
 
 # -- Dask arrays ------------------------------------------------------------------------
@@ -270,8 +353,8 @@ def embed(model, images, *, batch_size=None, method="transform", box=None, devic
             "images must be a Dask array or a list of image files; for a NumPy array call "
             f"the model's {method} directly, or wrap it with dask.array.from_array."
         )
-    return _embed_files_lazy(da, local, ref, list(images), batch_size or 1024, method, box,
-                             image_shape)
+    return _embed_files_lazy(da, local, ref, list(images), batch_size or 1024, method,
+                             check_box(box), image_shape)
 
 
 def _embed_array(da, local, ref, images, batch_size, method):
@@ -361,6 +444,61 @@ def _table(pa, names, files, values):
     return pa.table(columns)
 
 
+def check_output(out, what="embeddings table"):
+    """Fail at once if ``out`` cannot be written, before any work depends on it.
+
+    Parameters
+    ----------
+    out : path-like
+        The file to write. A symbolic link is checked (and later written)
+        at its target.
+    what : str
+        Named in messages.
+
+    Raises
+    ------
+    IsADirectoryError
+        If ``out`` is a folder.
+    FileNotFoundError
+        If its folder does not exist (it is not created: a typo would
+        otherwise make one).
+    PermissionError
+        If its folder cannot be written to.
+    """
+    path = Path(os.path.realpath(out))
+    name = os.fspath(out)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"Cannot write the {what} {name}: it is a folder; name a file in it "
+            f"(e.g. {os.path.join(name, 'embeddings.parquet')})."
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"Cannot write the {what} {name}: its folder {folder} "
+            f"{'is a file' if folder.exists() else 'does not exist'}; create the folder or "
+            "pass another path."
+        )
+    try:  # the one reliable test of a folder's write permission (ACLs, read-only mounts)
+        fd, probe = tempfile.mkstemp(prefix=".skface-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise type(exc)(
+            f"Cannot write the {what} {name}: {folder} is not writable "
+            f"({exc.strerror or exc}); pass a path in a folder you can write to."
+        ) from exc
+
+
+class _NotWritten(Exception):
+    """Carries an error of the work done between writes (decoding, a worker's task) out of
+    :func:`atomic_path`, which reports every OSError inside it as a failed write."""
+
+    def __init__(self, error):
+        super().__init__(error)
+        self.error = error
+
+
 def embed_files_to_parquet(
     model, files, out, *, client=None, chunk_size=1024, method="transform", box=None,
     device="auto", progress=True, n_threads=4,
@@ -376,8 +514,10 @@ def embed_files_to_parquet(
         Image files, decoded to the model's fitted ``image_shape_`` (see
         :func:`decode_images`).
     out : path-like
-        Parquet file to write; written beside it first and renamed when
-        complete, so a failed job leaves no partial table.
+        Parquet file to write; checked before any work, written beside it
+        first and renamed when complete, so a failed job (or a full disk)
+        leaves no partial table and an earlier file at ``out`` unchanged. A
+        symbolic link is kept: its target is replaced.
     client : distributed.Client, default=None
         Runs one task per chunk on its workers. None runs every chunk in
         this process, without Dask.
@@ -402,6 +542,14 @@ def embed_files_to_parquet(
         column per output dimension (``e0..`` for transform, ``p0..`` for
         predict_proba, ``y0..`` for multi-output predict) or one
         ``prediction`` column of labels.
+
+    Raises
+    ------
+    skface.WriteError
+        If the table cannot be written (a full disk): one line naming
+        ``out``; the previous file there is unchanged.
+    ValueError
+        For a bad ``box`` (see :func:`decode_images`), before any work.
     """
     pa = _require("pyarrow", "embed_files_to_parquet")
     pq = _require("pyarrow.parquet", "embed_files_to_parquet")
@@ -412,65 +560,80 @@ def embed_files_to_parquet(
     files = [os.fspath(f) for f in files]
     if not files:
         raise ValueError("No image files to embed.")
+    out = os.fspath(out)
+    check_output(out)
+    box = check_box(box)
+    if box is not None:
+        check_box_inside(box, files[0])  # a wrong box fails now, not after a chunk's work
     local, ref = _prepare(model, method, device)
     image_shape = tuple(local.image_shape_)
     out_shape, dtype = _output_spec(local, method, image_shape, np.float32)
     names = output_columns(method, out_shape)
     chunks = _chunks(files, int(chunk_size))
-    out = os.fspath(out)
-    partial = f"{out}.{uuid.uuid4().hex[:8]}.part"
-    writer = None
     bar = tqdm(total=len(files), unit="img", desc="embedding", disable=None if progress else True)
     futures = []
     try:
-        def write(i, values):
-            nonlocal writer
-            table = _table(pa, names, chunks[i], values)
-            if writer is None:
-                writer = pq.ParquetWriter(partial, table.schema)
-            writer.write_table(table)
+        with atomic_path(out, what="embeddings table") as partial:
+            writer = None
+            try:
+                def write(i, values):
+                    nonlocal writer
+                    table = _table(pa, names, chunks[i], values)
+                    if writer is None:
+                        writer = pq.ParquetWriter(partial, table.schema)
+                    writer.write_table(table)
 
-        if client is None:
-            here = _ModelRef(local, device)
-            for i, chunk in enumerate(chunks):
-                write(i, _read_and_apply(here, chunk, method, box, image_shape, n_threads,
-                                         out_shape, dtype))
-                bar.update(len(chunk))
-        else:
-            as_completed = _require("distributed", "embed_files_to_parquet").as_completed
-            # An estimator goes to the cluster once, not with every task; a path is tiny.
-            task_ref = ref if ref.path is not None else client.scatter(ref, broadcast=False)
-            job = uuid.uuid4().hex[:8]
-            futures = [
-                client.submit(_read_and_apply, task_ref, chunk, method, box, image_shape, 1,
-                              out_shape, dtype, key=f"skface-embed-{job}-{i}", pure=False)
-                for i, chunk in enumerate(chunks)
-            ]
-            index = {f.key: i for i, f in enumerate(futures)}
-            done, next_i = {}, 0
-            for future in as_completed(futures):
-                i = index[future.key]
-                done[i] = future.result()
-                future.release()
-                bar.update(len(chunks[i]))
-                # Chunks finish in any order; rows go out in the order of `files`.
-                while next_i in done:
-                    write(next_i, done.pop(next_i))
-                    next_i += 1
-        writer.close()
-        writer = None
-        os.replace(partial, out)
-    except BaseException:
+                if client is None:
+                    here = _ModelRef(local, device)
+                    for i, chunk in enumerate(chunks):
+                        write(i, _computed(_read_and_apply, here, chunk, method, box,
+                                           image_shape, n_threads, out_shape, dtype))
+                        bar.update(len(chunk))
+                else:
+                    as_completed = _require("distributed", "embed_files_to_parquet").as_completed
+                    # An estimator goes to the cluster once, not with every task; a path is tiny.
+                    task_ref = ref if ref.path is not None else client.scatter(ref,
+                                                                               broadcast=False)
+                    job = uuid.uuid4().hex[:8]
+                    futures = [
+                        client.submit(_read_and_apply, task_ref, chunk, method, box,
+                                      image_shape, 1, out_shape, dtype,
+                                      key=f"skface-embed-{job}-{i}", pure=False)
+                        for i, chunk in enumerate(chunks)
+                    ]
+                    index = {f.key: i for i, f in enumerate(futures)}
+                    done, next_i = {}, 0
+                    for future in as_completed(futures):
+                        i = index[future.key]
+                        done[i] = _computed(future.result)
+                        future.release()
+                        bar.update(len(chunks[i]))
+                        # Chunks finish in any order; rows go out in the order of `files`.
+                        while next_i in done:
+                            write(next_i, done.pop(next_i))
+                            next_i += 1
+                done_writer, writer = writer, None
+                done_writer.close()
+            finally:
+                if writer is not None:
+                    writer.close()
+    except BaseException as exc:
         if futures and client is not None:
             client.cancel(futures)
-        if writer is not None:
-            writer.close()
-        if os.path.exists(partial):
-            os.remove(partial)
+        if isinstance(exc, _NotWritten):
+            raise exc.error from exc.error.__cause__
         raise
     finally:
         bar.close()
     return out
+
+
+def _computed(func, *args):
+    """``func(*args)``, its failure wrapped so that it is not reported as a failed write."""
+    try:
+        return func(*args)
+    except Exception as exc:
+        raise _NotWritten(exc) from exc
 
 
 # -- files from the command line ----------------------------------------------------
