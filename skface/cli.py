@@ -17,6 +17,8 @@ import zipfile
 EXIT_ERROR = 2
 #: Exit status of ``skface demo`` when some stages failed (the report shows why).
 EXIT_STAGES_FAILED = 1
+#: Exit status of a command stopped by a SystemExit raised inside it (not a success).
+EXIT_UNEXPECTED_EXIT = 1
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
 
@@ -112,13 +114,25 @@ def run_command(func, args, prog):
     -------
     status : int
         The command's own status; :data:`EXIT_ERROR` (2) after an expected
-        failure, :data:`EXIT_INTERRUPTED` (130) after Ctrl-C. Other
-        exceptions propagate with their traceback: they are bugs.
+        failure, :data:`EXIT_INTERRUPTED` (130) after Ctrl-C,
+        :data:`EXIT_UNEXPECTED_EXIT` (1) after a ``SystemExit`` from
+        inside the command. Other exceptions propagate with their
+        traceback: they are bugs.
     """
     import traceback
 
     try:
         return func(args)
+    except SystemExit as exc:
+        # No command exits by itself: a SystemExit raised inside one comes from code
+        # it ran (a plugin; once, a hostile model file naming sys.exit), and must never
+        # read as success, whatever its code.
+        if _traceback_wanted(args):
+            traceback.print_exc()
+        print(f"{prog}: error: stopped by an unexpected SystemExit({exc.code!r}) raised by "
+              "code it ran; the command did not finish (run again with --traceback to see "
+              "where)", file=sys.stderr)
+        return EXIT_UNEXPECTED_EXIT
     except KeyboardInterrupt:
         # Ctrl-C is the user's choice, not a failure: no trace unless asked for.
         if _traceback_wanted(args):
@@ -139,10 +153,20 @@ def _human(nbytes):
         nbytes /= 1024
 
 
+def _check_data_home(home):
+    """Refuse a data home that exists and is not a folder (a typo naming a file)."""
+    if os.path.exists(home) and not os.path.isdir(home):
+        raise NotADirectoryError(
+            f"the data home {home} is a file, not a folder: pass --data-home (or set "
+            "SKFACE_DATA to) the folder that holds the datasets, or one to create."
+        )
+    return home
+
+
 def _cmd_datasets(args):
     from skface.datasets import get_data_home, get_dataset_info, list_datasets
 
-    home = get_data_home(args.data_home)
+    home = _check_data_home(get_data_home(args.data_home))
     print(f"data home: {home}")
     names = list_datasets()
     infos = {name: get_dataset_info(name) for name in names}
@@ -199,9 +223,10 @@ def _folder_key(path):
 
 
 def _cmd_fetch(args):
-    from skface.datasets import fetch, get_dataset_info
+    from skface.datasets import fetch, get_data_home, get_dataset_info
 
     info = get_dataset_info(args.name)  # an unknown name fails here, listing the known ones
+    _check_data_home(get_data_home(args.data_home))
     kwargs = {} if info is None else {"download_if_missing": args.download}
     try:
         bunch = fetch(args.name, data_home=args.data_home, **kwargs)
@@ -292,7 +317,7 @@ def _cmd_embed(args):
 def _run_embed(args, collect_image_files, embed_files_to_parquet):
     import contextlib
 
-    from skface.parallel._embed import _prepare, _require
+    from skface.parallel._embed import _prepare, _require, check_box, check_box_inside, check_output
 
     if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {args.workers}.")
@@ -300,9 +325,13 @@ def _run_embed(args, collect_image_files, embed_files_to_parquet):
         raise ValueError(f"--chunk-size must be positive, got {args.chunk_size}.")
     if args.scheduler and args.workers is not None:
         raise ValueError("--workers starts a local cluster; it cannot go with --scheduler.")
-    # Every input is checked before a cluster starts: a typo fails in a second. The
-    # model read here is kept (per process) for the in-process run.
+    # Every input is checked before a cluster starts or a model is read: a typo fails
+    # in a second. The model read here is kept (per process) for the in-process run.
+    check_output(args.out)
+    box = check_box(args.box)
     files = collect_image_files(args.images)
+    if box is not None:
+        check_box_inside(box, files[0])
     _prepare(args.model, args.method, args.device)
     with contextlib.ExitStack() as stack:
         client = None

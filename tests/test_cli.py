@@ -447,3 +447,74 @@ def test_cli_help_has_no_rst_markup(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert "``" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("code", [None, 0, 3, "bye"])
+def test_cli_system_exit_inside_a_command_one_line_never_success(monkeypatch, capsys, code):
+    # A hostile model file naming skface.cli:sys.exit made `skface embed` exit 0.
+    def exiting(name, **kwargs):
+        raise SystemExit(code)
+
+    monkeypatch.setattr(skface.datasets, "fetch", exiting)
+    assert cli.main(["fetch", "lfw_people"]) == cli.EXIT_UNEXPECTED_EXIT == 1
+    assert _error_line(capsys, "fetch") == (
+        f"skface fetch: error: stopped by an unexpected SystemExit({code!r}) raised by code it "
+        "ran; the command did not finish (run again with --traceback to see where)")
+
+
+def _hostile_copy(model_file, path, class_path, params):
+    """``model_file`` with its estimator's class and parameters replaced."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(model_file, "np") as f:
+        spec = json.loads(f.metadata()["skface"])
+        tensors = {key: f.get_tensor(key) for key in f.keys()}
+    spec["estimator"]["class"], spec["estimator"]["params"] = class_path, params
+    save_file(tensors, path, {"skface": json.dumps(spec)})
+    return path
+
+
+@pytest.mark.parametrize("class_path, params", [
+    ("skface.cli:sys.exit", {}),
+    ("skface.cli:main", {"argv": ["datasets"]}),
+    ("skface._persist:os.system", {}),
+], ids=["sys_exit", "cli_main", "os_system"])
+def test_cli_embed_hostile_model_file_one_line_nonzero_nothing_written(tmp_path, capsys,
+                                                                      class_path, params):
+    # `skface embed evil.skface IMAGES` ran the file's code, then printed a traceback
+    # (or, for sys.exit, exited 0).
+    import numpy as np
+    from PIL import Image
+
+    from skface.estimators import DBNReconstructor
+
+    good = tmp_path / "good.skface"
+    DBNReconstructor(hidden_layer_sizes=(4,), pretrain_epochs=1, finetune_epochs=1,
+                     device="cpu").fit(np.random.RandomState(0).rand(8, 6, 6)).save(good)
+    evil = _hostile_copy(good, tmp_path / "evil.skface", class_path, params)
+    Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(tmp_path / "face.png")
+    out = tmp_path / "emb.parquet"
+    status = cli.main(["embed", str(evil), str(tmp_path / "face.png"), "--out", str(out),
+                       "--workers", "0", "--quiet"])
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert status != 0 and len(lines) == 1, captured.err
+    assert lines[0].startswith("skface embed: error: ") and "Traceback" not in captured.err
+    assert "data home" not in captured.out  # `skface datasets` did not run
+    assert not out.exists()
+
+
+def test_cli_datasets_data_home_is_a_file_one_line_exit_2(tmp_path, capsys):
+    # `skface datasets --data-home /etc/passwd` listed every dataset as absent and exited 0.
+    home = tmp_path / "passwd"
+    home.write_text("root:x:0:0\n")
+    for command in ("datasets", "fetch"):
+        argv = [command, "olivetti_faces"] if command == "fetch" else [command]
+        assert cli.main([*argv, "--data-home", str(home)]) == cli.EXIT_ERROR
+        assert _error_line(capsys, command) == (
+            f"skface {command}: error: the data home {home} is a file, not a folder: pass "
+            "--data-home (or set SKFACE_DATA to) the folder that holds the datasets, or one "
+            "to create.")
