@@ -10,7 +10,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["PRESETS", "RECIPES", "Preset", "Recipe", "get_recipe", "train"]
+from ._atomic import WriteError
+
+__all__ = ["PRESETS", "RECIPES", "Preset", "Recipe", "UnsavedModelError", "get_recipe", "train"]
 
 #: Preset names every recipe defines.
 PRESETS = ("quick", "full")
@@ -191,6 +193,30 @@ def get_recipe(name):
         ) from None
 
 
+class UnsavedModelError(WriteError):
+    """A model was trained but could not be written to ``out`` (a full disk, say).
+
+    The file at ``out`` is unchanged. The message says where a copy was
+    saved instead, if one could be.
+
+    Attributes
+    ----------
+    estimator : skface estimator
+        The trained estimator, in memory: ``err.estimator.save(path)``
+        saves it elsewhere.
+    fallback : pathlib.Path or None
+        The copy written in the system's temporary folder, or None when
+        that failed too.
+    """
+
+    def __init__(self, message, *, estimator, fallback, errno_=None):
+        import errno
+
+        super().__init__(errno_ or errno.EIO, message)
+        self.estimator = estimator
+        self.fallback = fallback
+
+
 def _fetch_kwargs(preset):
     kwargs = preset.fetch_kwargs
     return dict(kwargs() if callable(kwargs) else kwargs)
@@ -232,6 +258,12 @@ def train(recipe, out, *, preset="quick", data_home=None, device="auto", n_image
         If ``out`` cannot be written (it is a folder, a file stands where
         one of its folders should be, or permission is denied); checked
         before any data is read or model trained.
+    UnsavedModelError
+        If the trained model cannot be written to ``out`` (the disk filled
+        up during training): the file at ``out`` is unchanged, a copy is
+        saved in the system's temporary folder where that works (the
+        error's ``fallback``), and the estimator is the error's
+        ``estimator``.
     """
     import numpy as np
 
@@ -257,8 +289,37 @@ def train(recipe, out, *, preset="quick", data_home=None, device="auto", n_image
         estimator.fit(X)
     else:
         estimator.fit(X, y)
-    estimator.save(out)
+    try:
+        estimator.save(out)
+    except OSError as exc:
+        raise _unsaved(estimator, out, exc) from exc
     return estimator
+
+
+def _unsaved(estimator, out, exc):
+    """The error for a trained model that ``out`` could not take, after saving a copy elsewhere.
+
+    The copy goes to the system's temporary folder: often another disk than
+    ``out``'s, and minutes or hours of training are not lost to a full one.
+    """
+    out = Path(out)
+    said = str(exc).rstrip(".")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    fallback = Path(tempfile.gettempdir()) / f"{out.stem}-{stamp}-{os.getpid()}{out.suffix}"
+    try:
+        estimator.save(fallback)
+    except OSError as second:
+        return UnsavedModelError(
+            f"{said}. The trained model could not be saved in {fallback.parent} either "
+            f"({str(second).rstrip('.')}), so it is lost: free some space (or raise the "
+            "file-size limit) and train again.",
+            estimator=estimator, fallback=None, errno_=exc.errno,
+        )
+    return UnsavedModelError(
+        f"{said}. The trained model was saved instead to {fallback}: move it where you want "
+        "it (skface.load reads it from anywhere).",
+        estimator=estimator, fallback=fallback, errno_=exc.errno,
+    )
 
 
 def _check_out(out):
@@ -268,7 +329,9 @@ def _check_out(out):
         if out.is_dir():
             raise IsADirectoryError(f"{out} is a folder")
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".skface-write-test-", dir=out.parent)
+        # A link is written at its target (skface._atomic.atomic_path): probe the target's folder.
+        folder = Path(os.path.realpath(out)).parent
+        fd, probe = tempfile.mkstemp(prefix=".skface-write-test-", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:

@@ -190,3 +190,94 @@ def test_cli_train_dbn_olivetti_quick_end_to_end_loads_into_pipeline(
     accuracy = cross_val_score(pipe, faces.images, faces.target, cv=cv).mean()
     assert accuracy > 0.3  # 40 people: chance is 0.025
     np.testing.assert_array_equal(loaded.transform(faces.images), codes)  # never refitted
+
+
+# A child process that trains a tiny recipe (no dataset read) under a file-size limit:
+# the DBN's weights (256 x 1024 float32, 1 MB) exceed it, as a full disk would.
+_FULL_DISK_CHILD = """
+import sys
+import numpy as np
+from sklearn.utils import Bunch
+import skface, skface.datasets
+from skface import cli, train
+
+def fetch(name, **kwargs):
+    return Bunch(images=np.random.RandomState(0).rand(20, 32, 32).astype(np.float32))
+
+skface.datasets.fetch = fetch
+train.RECIPES["tiny"] = train.Recipe(
+    dataset="olivetti_faces", target=None, description="tiny",
+    presets={"quick": train.Preset(lambda: skface.DBNReconstructor(
+        hidden_layer_sizes=(256,), pretrain_epochs=1, finetune_epochs=1))},
+)
+sys.exit(cli.main(["train", "tiny", "--out", sys.argv[1], "--device", "cpu", "--quiet"]))
+"""
+
+
+def test_cli_train_full_disk_keeps_previous_file_and_says_so_in_one_line(tmp_path):
+    # It printed a raw SafetensorError traceback and lost the trained model.
+    out = tmp_path / "m.skface"
+    out.write_bytes(b"the previous model")
+    spare = tmp_path / "tmp"
+    spare.mkdir()
+    proc = subprocess.run(
+        ["bash", "-c", 'ulimit -f 100; exec "$0" -c "$1" "$2"', sys.executable,
+         _FULL_DISK_CHILD, str(out)],
+        capture_output=True, text=True, timeout=300, env={**_env(), "TMPDIR": str(spare)},
+    )
+    lines = [line for line in proc.stderr.splitlines() if "Warning" not in line]
+    assert proc.returncode == cli.EXIT_ERROR, proc.stderr
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith(f"skface train: error: Could not write the model file {out}: "
+                               "the disk is full (or a file-size limit was reached); the "
+                               "previous file is unchanged.")
+    # The limit is the process's: the copy in the temporary folder fails too, and says so.
+    assert f"could not be saved in {spare} either" in lines[0]
+    assert out.read_bytes() == b"the previous model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skface", "tmp"]  # no partials
+    assert not list(spare.glob("m-*"))  # nor a partial copy (torch may keep its own folder)
+
+
+def _env():
+    import os
+
+    return dict(os.environ)
+
+
+def test_train_out_disk_full_saves_the_model_in_the_temp_folder(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    import skface.datasets
+    from skface._atomic import WriteError
+
+    images = np.random.RandomState(0).rand(12, 8, 8).astype(np.float32)
+    monkeypatch.setattr(skface.datasets, "fetch", lambda name, **kw: Bunch(images=images))
+    monkeypatch.setitem(train.RECIPES, "tiny", train.Recipe(
+        dataset="olivetti_faces", target=None, description="tiny",
+        presets={"quick": train.Preset(lambda: skface.DBNReconstructor(
+            hidden_layer_sizes=(4,), pretrain_epochs=1, finetune_epochs=1))},
+    ))
+    out_disk, spare = tmp_path / "full", tmp_path / "spare"
+    out_disk.mkdir()
+    spare.mkdir()
+    out = out_disk / "m.skface"
+    out.write_bytes(b"the previous model")
+    real_save = skface.DBNReconstructor.save
+
+    def save(self, path):  # out's disk is full; the temporary folder's is not
+        if str(path).startswith(str(out_disk)):
+            raise WriteError(errno.ENOSPC, f"Could not write the model file {path}: the disk "
+                                           "is full; the previous file is unchanged.")
+        return real_save(self, path)
+
+    monkeypatch.setattr(skface.DBNReconstructor, "save", save)
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+    with pytest.raises(train.UnsavedModelError, match=r"saved instead to .*spare.*m-") as info:
+        train.train("tiny", out, device="cpu")
+    err = info.value
+    assert isinstance(err, OSError) and err.errno == errno.ENOSPC
+    assert out.read_bytes() == b"the previous model"
+    assert err.fallback.parent == spare and err.fallback.is_file()
+    loaded = skface.load(err.fallback, device="cpu")
+    np.testing.assert_array_equal(loaded.transform(images), err.estimator.transform(images))
