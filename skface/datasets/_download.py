@@ -1,5 +1,6 @@
 """Downloads: every remote file pinned by sha256 in ``registry.txt``, one path through pooch."""
 
+import errno
 import ftplib
 import functools
 import os
@@ -12,7 +13,11 @@ import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .._atomic import WriteError, atomic_path
+
 MIRROR_ENV = "SKFACE_MIRROR"
+# Errors of a full disk, a quota or a file-size limit (ulimit -f), not of the network.
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _MIRROR_SCHEMES = ("http", "https", "ftp")
 
 
@@ -200,35 +205,63 @@ def _remove_empty(folders):
             return
 
 
+class _Unfetched(Exception):
+    """Carries a network or server error out of :func:`atomic_path`, which reports every
+    OSError inside it (requests' errors are OSErrors) as a failed write."""
+
+    def __init__(self, error):
+        super().__init__(error)
+        self.error = error
+
+
+def _hash_matches(pooch, path, known_hash):
+    alg, _, digest = known_hash.partition(":")
+    return pooch.file_hash(str(path), alg=alg) == digest.lower()
+
+
 def _retrieve(pooch, url, known_hash, filename, folder, progressbar):
-    """``pooch.retrieve``, its failures turned into skface's errors."""
+    """Download ``url`` to ``folder / filename`` whole (atomic_path) and verify it.
+
+    A file already there with the pinned hash is kept as it is. A symbolic
+    link at the destination is kept: its target is replaced.
+    """
+    from pooch.downloaders import choose_downloader
+
+    target = folder / filename
+    if target.is_file() and _hash_matches(pooch, target, known_hash):
+        return target
     try:
-        path = pooch.retrieve(
-            url, known_hash=known_hash, fname=filename, path=folder, progressbar=progressbar
-        )
-    except (OSError, EOFError, ftplib.Error) as exc:
+        with atomic_path(target, what=f"download of {filename}") as tmp:
+            try:
+                choose_downloader(url, progressbar=progressbar)(url, str(tmp), None)
+            except (OSError, EOFError, ftplib.Error) as exc:
+                if getattr(exc, "errno", None) in _NO_ROOM:
+                    raise  # the disk, not the network: atomic_path says so
+                raise _Unfetched(exc) from exc
+            if not _hash_matches(pooch, tmp, known_hash):
+                raise ChecksumError(
+                    f"The download of {filename} from {url} does not match its pinned "
+                    f"checksum {known_hash}; the download was deleted"
+                    f"{' (the file already there is unchanged)' if target.exists() else ''}. "
+                    f"The server may hold a different or truncated file: try again later, "
+                    f"or unset {MIRROR_ENV} if it points to a mirror."
+                )
+    except _Unfetched as failed:
         # requests' errors (ConnectionError, HTTPError, ChunkedEncodingError,
-        # Timeout) are OSErrors. pooch streams into a temporary file that it
-        # deletes on failure, so nothing partial is left in `folder`.
+        # Timeout) are OSErrors; the partial download is removed by atomic_path.
+        exc = failed.error
         raise DownloadError(
             f"Could not download {filename} from {url} into {folder} "
             f"({type(exc).__name__}: {exc}). {_mirror_advice()}. Check the network "
             f"connection and try again later, or put {filename} in {folder} by hand "
             f"(its checksum must be {known_hash})."
         ) from exc
-    except ValueError as exc:
-        if "hash" not in str(exc).lower():
-            raise
-        # pooch downloads to a temporary file and only moves it in place once
-        # the hash matches, so nothing corrupt is left behind.
-        (folder / filename).unlink(missing_ok=True)
-        raise ChecksumError(
-            f"The download of {filename} from {url} does not match its pinned "
-            f"checksum {known_hash}; the file was deleted. The server may hold a "
-            f"different or truncated file: try again later, or unset {MIRROR_ENV} "
-            f"if it points to a mirror. ({exc})"
-        ) from None
-    return Path(path)
+    except WriteError as exc:
+        raise DownloadError(
+            f"Could not download {filename} from {url}: {exc} Free some space there, or "
+            "point data_home or the SKFACE_DATA environment variable at another folder."
+        ) from exc
+    return target
 
 
 def _check_inside(dest, name, archive):

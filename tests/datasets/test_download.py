@@ -351,3 +351,58 @@ def test_fetch_failed_download_leaves_no_folder_and_is_announced(
     announced = capsys.readouterr().err
     assert "skface: downloading" in announced and closed_port_url in announced
     assert str(get_dataset_info(name).path(home)) in announced
+
+
+@pytest.mark.network
+def test_download_onto_symlink_keeps_link_and_replaces_its_target(mirror, tmp_path):
+    # A download went through a rename onto the path: a link there became a plain file.
+    src = tmp_path / "pairs.txt"
+    src.write_text("10\t300\n")
+    mirror(src)
+    store, home = tmp_path / "store", tmp_path / "home"
+    store.mkdir()
+    home.mkdir()
+    (store / "pairs.txt").write_text("stale\n")  # not the pinned file: downloaded again
+    (home / "pairs.txt").symlink_to(store / "pairs.txt")
+    path = download("pairs.txt", home)
+    assert path == home / "pairs.txt" and path.is_symlink()
+    assert (store / "pairs.txt").read_text() == "10\t300\n"
+    assert sorted(p.name for p in store.iterdir()) == ["pairs.txt"]  # no partial file
+    assert download("pairs.txt", home) == path  # verified, kept: not downloaded again
+
+
+_FULL_DISK_DOWNLOAD = """
+import sys
+from skface.datasets._download import download
+try:
+    download("big.bin", sys.argv[1], url="https://example.invalid/big.bin",
+             known_hash="sha256:" + sys.argv[2])
+except OSError as exc:
+    print(type(exc).__name__, exc, file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.network
+def test_download_full_disk_download_error_says_disk_full_and_keeps_nothing(mirror, tmp_path):
+    import hashlib
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(np.random.RandomState(0).bytes(64 * 1024))
+    mirror(big)
+    home = tmp_path / "home"
+    home.mkdir()
+    # ulimit -f 16: no file over 16 KB; Python ignores SIGXFSZ: writes fail with EFBIG.
+    proc = subprocess.run(
+        ["bash", "-c", 'ulimit -f 16; exec "$0" -c "$1" "$2" "$3"', sys.executable,
+         _FULL_DISK_DOWNLOAD, str(home), hashlib.sha256(big.read_bytes()).hexdigest()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("DownloadError Could not download big.bin from http"), \
+        proc.stderr
+    assert (f"Could not write the download of big.bin {home / 'big.bin'}: the disk is full "
+            "(or a file-size limit was reached); nothing was written.") in proc.stderr
+    assert list(home.iterdir()) == []
