@@ -473,3 +473,20 @@ def test_detect_real_weights_youtube_frames_overlap_annotated_points(real_weight
         ih = max(0, min(b[3], gt[3]) - max(b[1], gt[1]))
         union = np.prod(b[2:] - b[:2]) + np.prod(gt[2:] - gt[:2]) - iw * ih
         assert iw * ih / union >= 0.5
+
+
+def test_detector_mtcnn_16bit_copy_finds_the_same_face(real_weights, monkeypatch):
+    # 16-bit pixels were clipped to white: MTCNN found no face.
+    import skimage.data
+
+    from skface.align import FaceDetector, _detector
+
+    monkeypatch.setattr(_detector, "_mtcnn_nets",
+                        lambda device: _mtcnn.load_mtcnn_nets(real_weights, device=device))
+    image = skimage.data.astronaut()
+    detector = FaceDetector(backend="mtcnn", device="cpu").fit()
+    expected = detector.detect([image])[0]
+    assert len(expected.boxes) == 1
+    found = detector.detect([image.astype(np.uint16) * 257])[0]
+    np.testing.assert_array_equal(found.boxes, expected.boxes)
+    np.testing.assert_array_equal(found.landmarks, expected.landmarks)

@@ -6,6 +6,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_not_empty
+from .._warnings import warn_at_caller
 
 __all__ = ["ImageList", "read_image_list"]
 
@@ -19,7 +20,9 @@ class ImageList(NamedTuple):
         uint8 as given when every image is uint8 (or a file), else float32,
         on the caller's own scale (``scale``); C is 1 or 3 for all.
     scale : float
-        255.0 for uint8 pixels, files and floats above 2, else 1.0.
+        The value of white: 255.0 for uint8 pixels, files and floats above
+        2, 65535.0 for 16-bit pixels (uint16, or wider integers with values
+        above 255), 32767.0 for int16, else 1.0.
     kind : {"grey", "channels_last", "flat", "list"}
         How outputs are laid out: ``(n, S, S)``, ``(n, S, S, C)``, flat rows
         ``(n, S*S*C)``, or ``(n, S, S, C)`` for lists and files.
@@ -44,7 +47,7 @@ class ImageList(NamedTuple):
         image = self.images[i]
         if image.dtype != np.uint8:
             if self.scale != 255.0:
-                image = image * 255.0
+                image = image * (255.0 / self.scale)
             image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
         if image.shape[2] == 1:
             image = np.repeat(image, 3, axis=2)
@@ -55,11 +58,31 @@ def _is_path(item):
     return isinstance(item, (str, os.PathLike))
 
 
+# Pillow's modes of 16- and 32-bit integer pixels. Its convert("RGB") clips them at 255
+# (a 16-bit photo turns white): they are scaled by their own range instead.
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _wide_to_rgb8(pixels, where):
+    """16-bit grey pixels (H, W) as uint8 RGB (H, W, 3): scaled by 255/65535, not clipped."""
+    pixels = np.asarray(pixels)
+    lost = int(np.count_nonzero((pixels < 0) | (pixels > 65535)))
+    if lost:
+        warn_at_caller(
+            f"{where} has {lost} pixel value(s) outside 0..65535, the range of 16-bit images; "
+            "they were clipped. Scale the image to 16 bits (or to floats in [0, 1]) first."
+        )
+    grey = np.rint(np.clip(pixels, 0, 65535) * (255.0 / 65535.0)).astype(np.uint8)
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
 def _read_file(path, name):
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            if im.mode in _WIDE_MODES:
+                return _wide_to_rgb8(np.asarray(im), f"{name}: {os.fspath(path)!r}")
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{name}: image file {os.fspath(path)!r} does not exist.") from exc
@@ -181,15 +204,57 @@ def read_image_list(X, *, image_shape=None, estimator="FaceAligner"):
             "them to one (e.g. np.repeat(grey[..., None], 3, axis=2))."
         )
     uint8 = all(image.dtype == np.uint8 for image in images)
+    white = _sixteen_bit_white(images, names, name)
     # uint8 stays as given (4x smaller than float32); warps convert one image at a time.
     images = [image if uint8 else image.astype(np.float32) for image in images]
     if not uint8:
         for image, where in zip(images, names):
             if not np.isfinite(image).all():
                 raise ValueError(f"{name}: {where} contains NaN or infinity.")
-    scale = 255.0 if uint8 or max(float(image.max()) for image in images) > 2.0 else 1.0
+    if white is not None:
+        scale = white
+    else:
+        scale = 255.0 if uint8 or max(float(image.max()) for image in images) > 2.0 else 1.0
     dtype = np.dtype(np.uint8) if uint8 else np.dtype(np.float32)
     return ImageList(images, scale, kind, dtype, names)
+
+
+def _white_of(image):
+    """White for a 16-bit image (65535.0, or 32767.0 for int16), None for any other."""
+    if image.dtype == np.uint16:
+        return 65535.0
+    if image.dtype == np.int16:
+        return 32767.0
+    # Wider integers (PIL's mode "I", np.array of ints) hold 8-bit values as often as
+    # 16-bit ones: 16 bits only where a value needs them.
+    if image.dtype.kind in "iu" and image.dtype.itemsize > 2 and image.max() > 255:
+        return 65535.0
+    return None
+
+
+def _sixteen_bit_white(images, names, name):
+    """The white of a batch of 16-bit images; None when none is; mixed batches raise."""
+    whites = [_white_of(image) for image in images]
+    found = {w for w in whites if w is not None}
+    if not found:
+        return None
+    other = next((i for i, w in enumerate(whites) if w != max(found)), None)
+    if len(found) > 1 or other is not None:
+        first = next(i for i, w in enumerate(whites) if w is not None)
+        raise ValueError(
+            f"{name}: the images mix 16-bit pixels ({names[first]}, {images[first].dtype}) "
+            f"with others ({names[other]}, {images[other].dtype}): one scale cannot read "
+            "both. Convert them to one type first (e.g. all to floats in [0, 1])."
+        )
+    white = found.pop()
+    for image, where in zip(images, names):
+        lost = int(np.count_nonzero((image < 0) | (image > white)))
+        if lost:
+            warn_at_caller(
+                f"{name}: {where} has {lost} pixel value(s) outside 0..{white:.0f}, the range "
+                f"of its {image.dtype} pixels; they are read as black or white."
+            )
+    return white
 
 
 def restore_images(crops, batch):

@@ -289,3 +289,58 @@ def test_aligner_pickle_clone_and_save_load_same_crops(astronaut, tmp_path):
     loaded = skface.load(path)
     assert isinstance(loaded.detector_, FaceDetector)
     np.testing.assert_array_equal(loaded.transform([astronaut]), expected)
+
+
+# -- 16-bit images ---------------------------------------------------------------------
+
+
+def _sixteen_bit_copies(image, tmp_path):
+    """The same pixels as uint16, as int32 (PIL's mode "I") and as a 16-bit grey PNG."""
+    wide = image.astype(np.uint16) * 257  # 255 -> 65535: the same picture in 16 bits
+    grey8 = np.rint(image.mean(axis=2)).astype(np.uint8)
+    Image.fromarray(grey8).save(tmp_path / "grey8.png")
+    Image.fromarray(grey8.astype(np.uint16) * 257).save(tmp_path / "grey16.png")
+    assert Image.open(tmp_path / "grey16.png").mode == "I;16"
+    return wide, str(tmp_path / "grey8.png"), str(tmp_path / "grey16.png")
+
+
+def test_detector_cascade_16bit_copies_find_the_same_faces(astronaut, tmp_path):
+    # 16-bit pixels were clipped to white: no face where the 8-bit copy had 2.
+    wide, grey8, grey16 = _sixteen_bit_copies(astronaut, tmp_path)
+    detector = FaceDetector().fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is lost: no warning
+        expected = detector.detect([astronaut])[0].boxes
+        assert len(expected) == 2
+        for batch in ([wide], [wide.astype(np.int32)], wide[None]):
+            np.testing.assert_array_equal(detector.detect(batch)[0].boxes, expected)
+        from_file = detector.detect([grey8])[0].boxes
+        assert len(from_file) >= 1
+        np.testing.assert_array_equal(detector.detect([grey16])[0].boxes, from_file)
+
+
+def test_aligner_16bit_crops_on_the_16bit_scale(astronaut):
+    aligner = FaceAligner(size=32).fit()
+    crops8 = aligner.transform([astronaut])
+    crops16 = aligner.transform([astronaut.astype(np.uint16) * 257])
+    assert crops16.dtype == np.float32 and crops16.max() > 255  # the caller's scale, kept
+    np.testing.assert_allclose(crops16 / 257, crops8, atol=1)
+
+
+def test_read_image_list_16bit_scales_and_refusals(tmp_path):
+    assert read_image_list(np.zeros((1, 4, 4), np.uint16)).scale == 65535.0
+    assert read_image_list(np.full((1, 4, 4), 200, np.int64)).scale == 255.0  # 8-bit values
+    assert read_image_list(np.full((1, 4, 4), 4000, np.int64)).scale == 65535.0
+    batch = read_image_list([np.full((2, 2), 65535, np.uint16)])
+    assert (batch.as_uint8(0) == 255).all()
+    with pytest.raises(ValueError, match=r"mix 16-bit pixels \(image 0, uint16\) with others "
+                                         r"\(image 1, uint8\)"):
+        read_image_list([np.zeros((4, 4), np.uint16), np.zeros((4, 4), np.uint8)])
+    with pytest.warns(UserWarning, match=r"image 0 has 1 pixel value\(s\) outside 0\.\.32767"):
+        read_image_list([np.array([[-5, 100], [0, 32767]], np.int16)])
+    # A 32-bit grey TIFF (mode "I") with values past 16 bits: clipped, and said.
+    path = tmp_path / "wide.tif"
+    Image.fromarray(np.array([[0, 70000], [65535, 100]], np.int32)).save(path)
+    with pytest.warns(UserWarning, match=r"1 pixel value\(s\) outside 0\.\.65535"):
+        pixels = read_image_list([path]).images[0]
+    assert pixels.dtype == np.uint8 and pixels[:, :, 0].tolist() == [[0, 255], [255, 0]]
