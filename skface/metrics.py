@@ -465,9 +465,20 @@ def box_iou(boxes_a, boxes_b):
     -------
     iou : ndarray of shape (...)
         In [0, 1]; 0 for NaN or empty boxes.
+
+    Raises
+    ------
+    ValueError
+        If a last axis is not of length 4.
     """
     a = np.asarray(boxes_a, dtype=np.float64)
     b = np.asarray(boxes_b, dtype=np.float64)
+    for which, boxes in (("boxes_a", a), ("boxes_b", b)):
+        if boxes.ndim == 0 or boxes.shape[-1] != 4:
+            raise ValueError(
+                f"box_iou: {which} has shape {boxes.shape}; boxes are (..., 4) arrays of "
+                "x0, y0, x1, y1 (one row per box)."
+            )
     x0, y0 = np.maximum(a[..., 0], b[..., 0]), np.maximum(a[..., 1], b[..., 1])
     x1, y1 = np.minimum(a[..., 2], b[..., 2]), np.minimum(a[..., 3], b[..., 3])
     inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)

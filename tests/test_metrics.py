@@ -292,3 +292,14 @@ def test_box_iou_known_overlaps_broadcast_and_missing_boxes():
                       [np.nan] * 4])
     np.testing.assert_allclose(box_iou(boxes, a), [1.0, 2.0 / 6.0, 0.0, 0.0])
     assert box_iou(a, a).shape == ()
+
+
+@pytest.mark.parametrize("shape_a, shape_b, which", [((2, 3), (2, 4), "boxes_a"),
+                                                     ((4,), (5, 5), "boxes_b"),
+                                                     ((), (4,), "boxes_a")])
+def test_box_iou_not_four_columns_raises_value_error_naming_the_input(shape_a, shape_b, which):
+    # 3-column boxes gave numpy's IndexError.
+    from skface.metrics import box_iou
+
+    with pytest.raises(ValueError, match=rf"box_iou: {which} has shape .*x0, y0, x1, y1"):
+        box_iou(np.zeros(shape_a), np.zeros(shape_b))

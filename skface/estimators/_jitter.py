@@ -238,6 +238,13 @@ class JitterAugmented(MetaEstimatorMixin, BaseEstimator):
         self._check_params()
         X = self._check_X(X)
         n = len(X)
+        n_targets = np.shape(y)[0] if y is not None and np.ndim(y) else None
+        if n_targets is not None and n_targets != n:
+            # Checked here: the estimator would see the augmented count, not the user's.
+            raise ValueError(
+                f"JitterAugmented: X has {n} images but y has {n_targets} entries; give one "
+                "target per image."
+            )
         repeat = self.copies + 1
 
         def repeated(value):

@@ -6,9 +6,9 @@ from contextlib import contextmanager
 from ._threads import ENV_VAR, _nthreads_of, _positive_int, worker_threads
 
 try:
-    from distributed import WorkerPlugin
+    from distributed import Client, WorkerPlugin
 except ImportError as exc:  # the optional extra is missing: fail on use, not on import,
-    WorkerPlugin = object   # so that the API docs build without it
+    Client = WorkerPlugin = object   # so that the API docs build without it
     _MISSING = exc
 else:
     _MISSING = None
@@ -104,6 +104,9 @@ def dask_backend(client, n_threads=None, **backend_kwargs):
     ------
     ImportError
         If dask.distributed is not installed (the ``distributed`` extra).
+    TypeError
+        If ``client`` is not a ``distributed.Client`` (a scheduler address
+        given as a string, say).
 
     Examples
     --------
@@ -116,6 +119,11 @@ def dask_backend(client, n_threads=None, **backend_kwargs):
     _require_distributed()
     import joblib
 
+    if not isinstance(client, Client):
+        raise TypeError(
+            f"dask_backend needs a distributed.Client, got {type(client).__name__} "
+            f"{client!r}: pass Client(LocalCluster(...)) or Client('tcp://scheduler:8786')."
+        )
     # Registering under a fixed name replaces an earlier registration, so
     # entering this block twice does not stack plugins.
     register = getattr(client, "register_plugin", None) or client.register_worker_plugin

@@ -183,3 +183,15 @@ def test_jitteraugmented_test_copies_regressor_predicts_mean_of_views():
                    for _ in range(2)]
     expected = np.mean([model.estimator_.predict(v) for v in views], axis=0)
     np.testing.assert_allclose(model.predict(X), expected)
+
+
+@pytest.mark.parametrize("augment", ["all", "head"])
+def test_jitteraugmented_short_y_reports_the_users_counts(augment):
+    # The message gave the augmented count (120) beside y's, not the 40 images given.
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(40, 8, 8), np.arange(39) % 2
+    model = make_pipeline(FunctionTransformer(lambda Z: Z.reshape(len(Z), -1)),
+                          LogisticRegression())
+    with pytest.raises(ValueError, match=r"^JitterAugmented: X has 40 images but y has 39 "
+                                         r"entries; give one target per image\.$"):
+        JitterAugmented(model, copies=2, augment=augment).fit(X, y)
