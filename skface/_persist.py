@@ -167,12 +167,15 @@ def _plugin_paths(group):
     return {ep.value.replace(" ", "") for ep in entry_points(group=group)}
 
 
+def _allow_list():
+    """The class paths a file may name, per role; plugins' entry points read once per call."""
+    backbones = frozenset(_plugin_paths(_BACKBONE_GROUP) | set(_BUILTIN_BACKBONES.values()))
+    return dict(_ALLOWED, backbone=backbones, module=_ALLOWED["module"] | backbones)
+
+
 def _allowed(role):
     """The class paths a file may name in ``role``."""
-    if role in ("backbone", "module"):
-        backbones = _plugin_paths(_BACKBONE_GROUP) | set(_BUILTIN_BACKBONES.values())
-        return _ALLOWED[role] | backbones
-    return _ALLOWED[role]
+    return _allow_list()[role]
 
 
 def _class_path(cls):
@@ -188,7 +191,7 @@ def _digest(tensor):
     import torch
 
     flat = tensor.detach().contiguous().reshape(-1)
-    return hashlib.sha256(flat.view(torch.uint8).numpy().tobytes()).hexdigest()
+    return hashlib.sha256(flat.view(torch.uint8).numpy()).hexdigest()
 
 
 # -- saving ------------------------------------------------------------------------------
@@ -324,6 +327,7 @@ class _Encoder:
 
     def __init__(self):
         self.tensors = {}
+        self.allowed = _allow_list()
 
     def _tensor(self, tensor, key):
         if key in self.tensors:
@@ -402,7 +406,7 @@ class _Encoder:
             return {"__dtype__": value.str}
         if isinstance(value, type):
             path = _class_path(value)
-            if role is None or path not in _allowed(role):
+            if role is None or path not in self.allowed[role]:
                 where = f"as a {role}" if role else "in this field"
                 raise TypeError(
                     f"{key}: cannot save the class {path} {where}: a model file may name "
@@ -527,14 +531,15 @@ def load(path, *, device="auto"):
     except (ValueError, RecursionError) as exc:
         raise ModelFormatError(f"{path}: the model description is damaged ({exc}).") from None
     _check_version(spec, path)
-    _Schema(path, tensors).spec(spec)
+    allowed = _allow_list()
+    _Schema(path, tensors, allowed).spec(spec)
     if spec["format_version"] < 2:
         warn_at_caller(
             f"{path} was written in model format {spec['format_version']}, which records no "
             "checksums: damage to its weights cannot be detected. Save it again "
             "(skface.load(path).save(path)) to add them."
         )
-    decoder = _Decoder(tensors, device, path)
+    decoder = _Decoder(tensors, device, path, allowed)
     try:
         with torch.no_grad():
             return decoder.estimator(spec["estimator"], "estimator")
@@ -581,9 +586,10 @@ class _Schema:
     Nothing is imported here.
     """
 
-    def __init__(self, path, tensors):
+    def __init__(self, path, tensors, allowed):
         self.path = path
         self.tensors = tensors
+        self.allowed = allowed
         self.used = {}
 
     def fail(self, where, message):
@@ -613,7 +619,7 @@ class _Schema:
         if not isinstance(value, str) or not _CLASS_PATH.fullmatch(value):
             self.fail(where, f"{value!r} is not a class path 'module:Name' (a plain name, "
                              "no attribute chain); refusing to import it.")
-        if value not in _allowed(role):
+        if value not in self.allowed[role]:
             self.fail(where, f"{value!r} is not a class a model file may name as {_a(role)}; "
                              "refusing to import it (see the allow-list in the "
                              "persistence guide).")
@@ -791,7 +797,7 @@ def _json_type(value):
     return names.get(type(value), type(value).__name__)
 
 
-def _resolve(path, role, where):
+def _resolve(path, role, where, allowed=None):
     """Import the class ``path`` names for ``role``; the path is on the allow-list already.
 
     Raises
@@ -801,7 +807,8 @@ def _resolve(path, role, where):
         any import), the module or name is missing, or the object is not a
         class defined in that module and derived from the role's base.
     """
-    if not isinstance(path, str) or not _CLASS_PATH.fullmatch(path) or path not in _allowed(role):
+    allowed = _allow_list() if allowed is None else allowed
+    if not isinstance(path, str) or not _CLASS_PATH.fullmatch(path) or path not in allowed[role]:
         raise ModelFormatError(f"{where}: {path!r} is not a class a model file may name as "
                                f"{_a(role)}; refusing to import it.")
     module_name, name = path.split(":")
@@ -830,17 +837,18 @@ def _resolve(path, role, where):
 class _Decoder:
     """Builds an estimator from a header that :class:`_Schema` has passed."""
 
-    def __init__(self, tensors, device, path):
+    def __init__(self, tensors, device, path, allowed):
         self.tensors = tensors
         self.device = device
         self.path = path
+        self.allowed = allowed
 
     def fail(self, where, message, exc=None):
         detail = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
         raise ModelFormatError(f"{self.path}: {where}: {message}{detail}") from exc
 
     def resolve(self, path, role, where):
-        return _resolve(path, role, f"{self.path}: {where}")
+        return _resolve(path, role, f"{self.path}: {where}", self.allowed)
 
     def build(self, cls, params, where):
         """``cls(**params)``: a class from the allow-list, with plain values from the file."""
