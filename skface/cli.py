@@ -452,7 +452,8 @@ def build_parser():
     p.add_argument("--box", type=int, nargs=4, default=None,
                    metavar=("LEFT", "UPPER", "RIGHT", "LOWER"),
                    help="crop each image to this box before resizing, as the fetchers do "
-                        "(fetch_lfw_people: 78 70 172 195); default: the whole image")
+                        "(fetch_lfw_people: 78 70 172 195); a box less than half inside an "
+                        "image is refused; default: the whole image")
     p.add_argument("--device", default="auto",
                    help="torch device on the workers (default: auto, CUDA if present)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")

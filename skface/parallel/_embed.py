@@ -545,9 +545,9 @@ def embed_files_to_parquet(
 
     Raises
     ------
-    skface.WriteError
-        If the table cannot be written (a full disk): one line naming
-        ``out``; the previous file there is unchanged.
+    OSError
+        If the table cannot be written (a full disk): a one-line
+        ``WriteError`` naming ``out``; the previous file there is unchanged.
     ValueError
         For a bad ``box`` (see :func:`decode_images`), before any work.
     """
