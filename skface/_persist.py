@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_path
+from ._registry import ESTIMATORS
 from ._version import __version__
 from ._warnings import warn_at_caller
 from .backbones import _BUILTIN as _BUILTIN_BACKBONES
 from .backbones import ENTRY_POINT_GROUP as _BACKBONE_GROUP
-from .models import fetch_model
+from .models import fetch_model, list_models
 
 __all__ = ["FORMAT_VERSION", "ModelFormatError", "load", "save"]
 
@@ -36,19 +37,12 @@ FORMAT_VERSION = 2
 # each estimator of tests/test_common.py fitted): ``save`` refuses to write any
 # other, so every file it writes loads.
 _ALLOWED = {
-    "estimator": frozenset({
-        "skface.estimators._dbn:DBNReconstructor",
-        "skface.estimators._embedding:CenterLossEmbedder",
-        "skface.estimators._jitter:JitterAugmented",
-        "skface.estimators._keypoints:KeypointRegressor",
-        "skface.estimators._sdae:ConvSDAEFeatures",
-        "skface.estimators._sdae_heads:SDAEClassifier",
-        "skface.estimators._sdae_heads:SDAERegressor",
-        "skface.preprocessing._contrast:LocalContrastNormalizer",
-        "skface.align._detector:FaceDetector",
-        "skface.align._aligner:FaceAligner",
-        "sklearn.frozen._frozen:FrozenEstimator",
-    }),
+    # Every estimator class skface exports (skface._registry), and scikit-learn's
+    # FrozenEstimator around one.
+    "estimator": frozenset(
+        {f"{entry.module}:{entry.name}" for entry in ESTIMATORS}
+        | {"sklearn.frozen._frozen:FrozenEstimator"}
+    ),
     # The skorch nets inside estimators: skface's FaceNet and its subclasses,
     # and skorch's own net classes.
     "net": frozenset({
@@ -561,6 +555,14 @@ def _resolve_path(path):
         raise ModelFormatError(f"{path} is not a file; skface models are single files.")
     if os.sep in name or "/" in name or name.endswith((".skface", ".safetensors")):
         raise FileNotFoundError(f"No model file at {path}.")
+    # A name with a file suffix ("dbn.skfce", a typo) that no model is
+    # registered under is a missing file, not an unknown model name.
+    if Path(name).suffix and name not in list_models():
+        raise FileNotFoundError(
+            f"No model file at {path} (in {Path.cwd()}), and no model is registered "
+            f"under that name. Check the file name; registered models: "
+            f"{', '.join(list_models()) or '(none)'}."
+        )
     return fetch_model(name)
 
 

@@ -552,3 +552,9 @@ def test_unpickle_from_before_contrast_and_feature_scale_keeps_old_behaviour():
     loaded = pickle.loads(pickle.dumps(est))
     assert loaded.get_params()["contrast"] is None and clone(loaded).feature_scale is None
     np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+
+
+def test_load_path_like_typo_raises_file_not_found_not_unknown_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"No model file at dbn\.skfce .*Check the file name"):
+        skface.load("dbn.skfce")
