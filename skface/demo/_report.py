@@ -3,6 +3,7 @@
 import base64
 import html
 import json
+import re
 
 __all__ = ["write_report"]
 
@@ -26,6 +27,8 @@ td.num { font-variant-numeric: tabular-nums; }
 .ok { background: #dff3e4; color: #1d6b34; }
 .skipped { background: #fff1cc; color: #7a5700; }
 .failed { background: #fde0e0; color: #9b1c1c; }
+.below { background: #ffe6cc; color: #8a4200; }
+.ref { font-size: 13px; color: #3a4356; }
 .box { border-radius: 6px; padding: 10px 14px; margin: 10px 0; font-size: 14px;
        white-space: pre-wrap; }
 .box.skipped { border: 1px solid #f0d58a; }
@@ -36,6 +39,54 @@ figcaption { font-size: 13px; color: #5b6475; margin-top: 4px; }
 .notes { font-size: 13px; color: #3a4356; }
 code { background: #f0f2f5; padding: 1px 4px; border-radius: 3px; }
 """
+
+
+# The metrics' names in metrics.json are keys for programs; the report shows these.
+_LABELS = {
+    "backend": "detector backend",
+    "n_images": "images",
+    "found_fraction": "faces found (IoU >= 0.5)",
+    "centre_box_found_fraction": "faces found by a fixed centre box (IoU >= 0.5)",
+    "no_face": "images without a face",
+    "images_per_second": "images per second",
+    "n_train": "training images",
+    "n_test": "test images",
+    "n_test_pairs": "test pairs",
+    "n_features": "features per face",
+    "layers": "layer sizes",
+    "test_mse": "held-out MSE",
+    "noisy_mse": "MSE of the noisy input",
+    "denoised_mse": "MSE after denoising",
+    "gender_accuracy": "gender accuracy",
+    "age_mae": "age MAE (years)",
+    "test_rmse": "test RMSE (px)",
+    "mean_shape_rmse": "mean shape's test RMSE (px)",
+    "worst_keypoints": "worst keypoints (indices)",
+    "verification_accuracy": "verification accuracy",
+    "verification_accuracy_std": "verification accuracy, std over folds",
+    "roc_auc": "ROC AUC",
+    "eigenfaces_verification_accuracy": "eigenfaces' verification accuracy",
+    "eigenfaces_roc_auc": "eigenfaces' ROC AUC",
+    "fit_seconds": "fit time (s)",
+}
+_PCA_KEY = re.compile(r"pca(\d+)_(.+)")
+
+
+def metric_label(key):
+    """The words the report shows for a metric's key (``pca64_test_mse``: "PCA-64 held-out MSE")."""
+    if key in _LABELS:
+        return _LABELS[key]
+    match = _PCA_KEY.fullmatch(key)
+    if match:
+        return f"PCA-{match[1]} {metric_label(match[2])}"
+    return key.replace("_", " ")
+
+
+def _badge(section):
+    """``(css class, words)`` of a section's status tag: "below baseline" for a model that loses."""
+    if section.status == "ok" and section.comparison and not section.comparison["beats_baseline"]:
+        return "below", "below baseline"
+    return section.status, section.status
 
 
 def _fmt_value(value):
@@ -56,9 +107,9 @@ def _summary_cell(text):
 
 def _section_html(section):
     esc = html.escape
+    tag, words = _badge(section)
     parts = [f"<section id='{esc(section.key)}'>",
-             f"<h2>{esc(section.title)}<span class='tag {section.status}'>"
-             f"{esc(section.status)}</span></h2>",
+             f"<h2>{esc(section.title)}<span class='tag {tag}'>{esc(words)}</span></h2>",
              f"<p class='sub'><code>{esc(section.estimator)}</code>"
              + (f" &middot; {esc(section.data)}" if section.data else "") + "</p>"]
     if section.status != "ok":
@@ -71,7 +122,8 @@ def _section_html(section):
                      f"{esc(section.fallback)}</div>")
     if section.metrics:
         rows = "".join(
-            f"<tr><th>{esc(k)}</th><td class='num'>{esc(_fmt_value(v))}</td></tr>"
+            f"<tr><th title='{esc(k)}'>{esc(metric_label(k))}</th>"
+            f"<td class='num'>{esc(_fmt_value(v))}</td></tr>"
             for k, v in section.metrics.items()
         )
         parts.append(f"<h3>Metrics</h3><table>{rows}</table>")
@@ -85,6 +137,8 @@ def _section_html(section):
     if section.notes:
         notes = "".join(f"<li>{esc(n)}</li>" for n in section.notes)
         parts.append(f"<ul class='notes'>{notes}</ul>")
+    if section.reference and section.status == "ok":
+        parts.append(f"<p class='ref'><b>Longer runs:</b> {esc(section.reference)}</p>")
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -101,9 +155,10 @@ def _summary_html(run, sections):
     esc = html.escape
     rows = []
     for s in sections:
+        tag, words = _badge(s)
         rows.append(
             f"<tr><td><a href='#{esc(s.key)}'><code>{esc(s.estimator)}</code></a></td>"
-            f"<td><span class='tag {s.status}'>{esc(s.status)}</span></td>"
+            f"<td><span class='tag {tag}'>{esc(words)}</span></td>"
             f"<td class='num'>{_summary_cell(s.headline)}</td>"
             f"<td class='num'>{_summary_cell(s.baseline)}"
             f"{_loses_cell(s)}</td>"
@@ -157,6 +212,7 @@ def metrics_dict(run, sections):
                 "metrics": s.metrics,
                 "figures": [f"{f.name}.png" for f in s.figures],
                 "notes": s.notes,
+                "reference": s.reference,
             }
             for s in sections
         },

@@ -3,7 +3,9 @@
 import os
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,6 +16,9 @@ from skface.demo._report import metrics_dict, write_report
 from skface.demo._stages import STAGES, Context
 
 __all__ = ["run_demo"]
+
+# A log read from a file or a pipe (no progress bars there) hears from a stage this often.
+_HEARTBEAT_S = 30.0
 
 
 def run_demo(
@@ -55,7 +60,9 @@ def run_demo(
     stages : sequence of str, default=None
         Subset of ``("align", "dbn", "sdae", "keypoints", "embedding")``; None runs all.
     verbose : int, default=1
-        1 shows a progress bar per training; 0 is silent.
+        1 shows a progress bar per training on a terminal; when stderr is
+        not one (a log file, a pipe), a line every 30 s instead, saying which
+        stage is running and for how long. 0 is silent.
     log : callable, default=None
         Receives each progress line; None prints to stderr (nothing when
         ``verbose=0``).
@@ -101,7 +108,9 @@ def run_demo(
         log(f"[{number}/{len(todo)}] {stage.__doc__.splitlines()[0]}")
         start = time.perf_counter()
         try:
-            section = stage(ctx)
+            with _heartbeat(log, f"[{number}/{len(todo)}] {key}",
+                            enabled=bool(verbose) and not _on_terminal(sys.stderr)):
+                section = stage(ctx)
         except Exception as exc:  # noqa: BLE001 (one broken stage must not hide the others)
             section = _failed_section(key, exc)
         elapsed = time.perf_counter() - start
@@ -120,7 +129,8 @@ def run_demo(
     report = write_report(Path(out_dir), run, sections)
     for section in sections:
         if section.status == "skipped":
-            log(f"skipped {section.estimator}: {section.reason}")
+            # What is missing is said once, in the block below.
+            log(f"skipped {section.estimator}: its data is missing (listed below)")
         elif section.status == "failed":
             log(f"FAILED {section.estimator}: {section.reason.splitlines()[-1]}")
         elif section.comparison and not section.comparison["beats_baseline"]:
@@ -189,6 +199,35 @@ def _file_in_the_way(folder):
 
 def _quiet(line):
     pass
+
+
+def _on_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
+
+
+@contextmanager
+def _heartbeat(log, label, *, enabled):
+    """While the block runs, log ``label`` and the time so far every ``_HEARTBEAT_S`` seconds."""
+    if not enabled:
+        yield
+        return
+    done = threading.Event()
+    start = time.perf_counter()
+
+    def beat():
+        while not done.wait(_HEARTBEAT_S):
+            log(f"      {label}: still running, {time.perf_counter() - start:.0f} s so far")
+
+    thread = threading.Thread(target=beat, name="skface-demo-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _settings_dict(settings):
