@@ -66,10 +66,44 @@ def _folded_blur_matrix(sigma, size, dtype, device):
     return matrix.to(dtype=dtype, device=device)
 
 
+def _weighted_sum(terms):
+    """``sum(t * w for w, t in terms)`` one rounding operation at a time, in order.
+
+    Each product and each partial sum is its own elementwise operation: no
+    fused multiply-add and no reduction whose order depends on the tensor's
+    size, so every output value is computed by the same float operations
+    whatever the batch, on any device.
+    """
+    total = None
+    for weight, term in terms:
+        term = term * weight
+        total = term if total is None else total + term
+    return total
+
+
 def _blur_axis(images, sigma, dim):
     """Blur along ``dim`` (-1: width, -2: height), edges replicated."""
     size = images.shape[dim]
-    if _radius(sigma) >= size:
+    folded = _radius(sigma) >= size
+    if images.dtype != torch.float64:
+        # float32 (or lower) by shifted copies, elementwise: convolution and matmul
+        # kernels round differently with the batch size (a one-channel conv2d by up
+        # to 3e-7), and a face's features must not depend on its batch.
+        if folded:
+            matrix = _folded_blur_matrix(sigma, size, images.dtype, images.device)
+            column = (-1, 1) if dim == -2 else (1, -1)
+            # (M x)[i] = sum over j of M[i, j] x[j]: column j of M times line j of x.
+            return _weighted_sum((matrix[:, j].reshape(column), images.narrow(dim, j, 1))
+                                 for j in range(size))
+        # Weights as numbers, from the CPU: a tensor on the images' device would
+        # be read back per call (and meta tensors, shapes only, have no values).
+        kernel = _gaussian_kernel(sigma, images.dtype, "cpu").tolist()
+        radius = len(kernel) // 2
+        padding = (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius)
+        padded = F.pad(images, padding, mode="replicate")
+        return _weighted_sum((weight, padded.narrow(dim, k, size))
+                             for k, weight in enumerate(kernel))
+    if folded:
         # The kernel is wider than the image: fold it onto the image instead of
         # padding (memory and time grow with the kernel, not the image, otherwise).
         matrix = _folded_blur_matrix(sigma, size, images.dtype, images.device)
@@ -94,6 +128,9 @@ def gaussian_blur(images, sigma):
     row or column, not time and memory in proportion to ``sigma``. A
     sigma far larger than the image leaves nearly all the weight on the
     replicated edges: the blur tends to the mean of the four corner pixels.
+    Below float64 each image's blur is computed by the same float
+    operations whatever the batch it is in (float64 uses convolutions,
+    whose rounding is far below its precision).
 
     Parameters
     ----------
@@ -122,7 +159,9 @@ def local_contrast_normalize(images, sigma=2.0, *, eps=1e-3):
     blown up into noise. What is left is edges and texture at a common
     contrast: brightness, colour casts and lighting gradients are gone.
     Each image is normalised by its own statistics, so the result does not
-    depend on the rest of the batch.
+    depend on the rest of the batch: in float32 too, each image's values
+    are computed by the same float operations whatever the batch (they
+    differ from float64's by about 1e-6 on faces).
 
     Parameters
     ----------
@@ -140,7 +179,23 @@ def local_contrast_normalize(images, sigma=2.0, *, eps=1e-3):
     normalized : Tensor of shape (n, C, H, W)
         Zero local mean, about unit local standard deviation.
     """
+    # Centred first, each channel about its image-wide mean (summed in float64):
+    # a blur of values near zero keeps float32's digits for the local
+    # deviations, instead of losing them to a difference of two levels near 0.5.
+    # The means are reductions, whose order may change with the batch; summed
+    # in float64 they round to the same float32 whatever it is.
+    images = images - _image_mean(images, dim=(2, 3))
     centred = images - gaussian_blur(images, sigma)
-    local_std = gaussian_blur(centred.pow(2).mean(dim=1, keepdim=True), sigma).sqrt()
-    floor = local_std.mean(dim=(1, 2, 3), keepdim=True).clamp(min=eps)
+    squares = centred * centred
+    # Summed over the channels slice by slice (elementwise, not a reduction).
+    total = squares[:, :1]
+    for channel in range(1, squares.shape[1]):
+        total = total + squares[:, channel : channel + 1]
+    local_std = gaussian_blur(total / squares.shape[1], sigma).sqrt()
+    floor = _image_mean(local_std, dim=(1, 2, 3)).clamp(min=eps)
     return centred / torch.maximum(local_std, floor)
+
+
+def _image_mean(images, dim):
+    """Per-image mean over ``dim`` (kept), accumulated in float64, in the images' dtype."""
+    return images.mean(dim=dim, keepdim=True, dtype=torch.float64).to(images.dtype)

@@ -106,3 +106,30 @@ def test_local_contrast_normalize_huge_sigma_finite_and_continuous():
     out = local_contrast_normalize(x, 1e12)
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, local_contrast_normalize(x, 1e9), atol=1e-6, rtol=0)
+
+
+# -- float32, batch-independent (issue 23, item 6) ---------------------------------------
+
+
+@pytest.mark.parametrize("channels,size", [(1, (20, 16)), (3, (20, 16)), (1, (5, 4)), (3, (1, 9))])
+def test_local_contrast_normalize_float32_any_batch_bit_identical(channels, size):
+    # Grey images went through a one-channel conv2d whose rounding changed with
+    # the batch size (by up to 1e-5 on LFW faces); small ones fold the kernel.
+    x = _images(n=70, channels=channels, size=size, seed=3)
+    whole = local_contrast_normalize(x, 2.0)
+    for batch in (1, 3, 64):
+        parts = torch.cat([local_contrast_normalize(x[i : i + batch], 2.0)
+                           for i in range(0, len(x), batch)])
+        torch.testing.assert_close(parts, whole, atol=0, rtol=0)
+
+
+def test_local_contrast_normalize_float32_within_1e5_of_float64():
+    x = _images(n=16, channels=3, size=(48, 48), seed=4)
+    out = local_contrast_normalize(x, 2.0)
+    assert out.dtype == torch.float32
+    assert (out.double() - local_contrast_normalize(x.double(), 2.0)).abs().max() < 1e-5
+
+
+def test_local_contrast_normalize_meta_tensor_gives_shape():
+    out = local_contrast_normalize(torch.empty(2, 3, 12, 10, device="meta"), 2.0)
+    assert out.shape == (2, 3, 12, 10) and out.device.type == "meta"
