@@ -1,5 +1,7 @@
 """Restricted Boltzmann machines in pure PyTorch: unit types, CD-k and persistent CD."""
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -205,6 +207,12 @@ def cd_step(rbm, v, optimizer, *, k=1, chain=None, generator=None):
     calls ``optimizer.step()``, so momentum and weight decay come from the
     optimizer (see :func:`rbm_optimizer`).
 
+    Under autocast (bf16 on CUDA) the sampling's matrix products run in
+    bf16, but the statistics (``<v h>`` and the means) are taken in float32
+    of the sampled states, outside autocast: each gradient is a difference
+    of two nearly equal terms, of which bf16's 3 digits would leave mostly
+    rounding.
+
     Parameters
     ----------
     rbm : RBM
@@ -247,16 +255,25 @@ def cd_step(rbm, v, optimizer, *, k=1, chain=None, generator=None):
         h_model = rbm.hidden_mean(v_model)
 
     n_data, n_model = len(v), len(v_model)
-    # <h v>_model / n_model - <h v>_data / n_data in one fused call.
-    weight_grad = torch.addmm(
-        h_model.t() @ v_model, h_data.t(), v, beta=1.0 / n_model, alpha=-1.0 / n_data
-    )
-    rbm.weight.grad = weight_grad.to(rbm.weight.dtype)
-    rbm.visible_bias.grad = (v_model.mean(0) - v.mean(0)).to(rbm.visible_bias.dtype)
-    rbm.hidden_bias.grad = (h_model.mean(0) - h_data.mean(0)).to(rbm.hidden_bias.dtype)
+    with _without_autocast(v.device):
+        v, v_model, h_data, h_model = (t.float() for t in (v, v_model, h_data, h_model))
+        # <h v>_model / n_model - <h v>_data / n_data in one fused call.
+        weight_grad = torch.addmm(
+            h_model.t() @ v_model, h_data.t(), v, beta=1.0 / n_model, alpha=-1.0 / n_data
+        )
+        rbm.weight.grad = weight_grad.to(rbm.weight.dtype)
+        rbm.visible_bias.grad = (v_model.mean(0) - v.mean(0)).to(rbm.visible_bias.dtype)
+        rbm.hidden_bias.grad = (h_model.mean(0) - h_data.mean(0)).to(rbm.hidden_bias.dtype)
+        error = ((v - recon.float()) ** 2).mean()
     optimizer.step()
-    error = ((v - recon) ** 2).mean()
-    return error, (v_model.float() if persistent else None)
+    return error, (v_model if persistent else None)
+
+
+def _without_autocast(device):
+    """A block in which autocast is off on ``device``'s type (a no-op where it has none)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def unroll(rbms):

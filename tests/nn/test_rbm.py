@@ -212,3 +212,38 @@ def test_skface_nn_does_not_import_sklearn():
     code = "import sys, skface.nn; assert 'sklearn' not in sys.modules"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# -- float32 statistics under bf16 autocast (issue 23, item 6) ---------------------------
+
+
+@pytest.mark.parametrize("visible", ["bernoulli", "gaussian"])
+def test_cd_step_statistics_float32_under_bf16_autocast(visible):
+    # CPU bf16 autocast stands in for CUDA's: the sampling runs in bf16, the
+    # statistics must be float32 products of the very states it drew.
+    rbm = RBM(16, 8, visible=visible, init_std=0.5, generator=torch.Generator().manual_seed(0))
+    v = _bars(40)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cd_step(rbm, v, rbm_optimizer(rbm, 0.0), generator=torch.Generator().manual_seed(1))
+        # The same draws again, from the same seed.
+        g = torch.Generator().manual_seed(1)
+        h_data = rbm.hidden_mean(v)
+        recon = rbm.visible_mean(rbm._draw(h_data, rbm.hidden, g))
+        h_model = rbm.hidden_mean(recon)
+    assert h_data.dtype == torch.bfloat16  # the sampling did run in bf16
+    h_data, recon, h_model = h_data.float(), recon.float(), h_model.float()
+    weight_grad = h_model.t() @ recon / len(v) - h_data.t() @ v / len(v)
+    assert rbm.weight.grad.dtype == torch.float32
+    torch.testing.assert_close(rbm.weight.grad, weight_grad, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(rbm.hidden_bias.grad, h_model.mean(0) - h_data.mean(0),
+                               atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(rbm.visible_bias.grad, recon.mean(0) - v.mean(0),
+                               atol=1e-6, rtol=1e-5)
+
+
+def test_cd_step_without_autocast_unchanged_float32():
+    rbm = RBM(16, 8, generator=torch.Generator().manual_seed(0))
+    v = _bars(40)
+    error, chain = cd_step(rbm, v, rbm_optimizer(rbm, 0.0), k=2, chain=v[:10].clone(),
+                           generator=torch.Generator().manual_seed(1))
+    assert error.dtype == chain.dtype == rbm.weight.grad.dtype == torch.float32
