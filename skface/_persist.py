@@ -19,7 +19,7 @@ from .backbones import _BUILTIN as _BUILTIN_BACKBONES
 from .backbones import ENTRY_POINT_GROUP as _BACKBONE_GROUP
 from .models import fetch_model, list_models
 
-__all__ = ["FORMAT_VERSION", "ModelFormatError", "load", "save"]
+__all__ = ["FORMAT_VERSION", "ModelFormatError", "describe", "load", "save"]
 
 # The format tag in the file's header, and its version: a file of a higher
 # version than this skface reads is refused with a message to upgrade.
@@ -139,7 +139,7 @@ _TAGS = {
     "__namedtuple__": {"__namedtuple__", "fields"},
 }
 _SPEC_KEYS = {"format", "format_version", "skface_version", "torch_version", "estimator",
-              "tensors"}
+              "tensors", "info"}
 # Deeper than any estimator's description: a header nested deeper is refused
 # rather than walked (a recursion error).
 _MAX_DEPTH = 64
@@ -191,7 +191,7 @@ def _digest(tensor):
 # -- saving ------------------------------------------------------------------------------
 
 
-def save(estimator, path):
+def save(estimator, path, *, info=None):
     """Write a fitted (or unfitted) skface estimator to one file, without pickle.
 
     The file is a `safetensors <https://huggingface.co/docs/safetensors>`_
@@ -212,6 +212,10 @@ def save(estimator, path):
         Destination file; the suffix ``.skface`` is customary. An existing
         file is replaced only once the new one is complete; a symbolic link
         is followed (its target is replaced, the link kept).
+    info : dict of str to str, int, float or bool, default=None
+        Free notes kept in the header and shown by :func:`describe` and
+        ``skface info`` (what the model was trained on, say); never read by
+        :func:`load`.
 
     Returns
     -------
@@ -249,10 +253,108 @@ def save(estimator, path):
         key: {"dtype": _dtype_name(t), "shape": list(t.shape), "sha256": _digest(t)}
         for key, t in encoder.tensors.items()
     }
+    if info:
+        spec["info"] = _check_info(info)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_safetensors(encoder.tensors, path, {"skface": json.dumps(spec)})
     return path
+
+
+def _check_info(info, where="info"):
+    """``info`` as a flat dict of str to plain values, else ``TypeError`` (saving) naming the key."""
+    if not isinstance(info, dict):
+        raise TypeError(f"{where} must be a dict of str to plain values, got "
+                        f"{type(info).__name__}.")
+    for key, value in info.items():
+        if not isinstance(key, str) or not (
+            value is None or isinstance(value, (str, bool, int, float))
+        ):
+            raise TypeError(f"{where}[{key!r}] must be a str, number, bool or None; got "
+                            f"{type(value).__name__}.")
+    return dict(info)
+
+
+# Constructor parameters that say what input a model takes, shown by describe().
+_INPUT_PARAMS = ("image_shape", "input_size", "size", "n_channels", "channels", "color")
+
+
+def describe(path):
+    """What a model file holds, from its header alone: nothing is imported or built.
+
+    Parameters
+    ----------
+    path : path-like
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    info : dict
+        ``file``, ``bytes``, ``class`` (``"module:Name"``, as written),
+        ``fitted``, ``input`` (the fitted ``image_shape_`` (height, width,
+        channels) and those constructor parameters that set the input size or
+        channels and are not None, as saved), ``n_tensors``, ``n_values`` (weights and arrays),
+        ``format_version``, ``skface_version``, ``torch_version``, and
+        ``info``, the notes given to :func:`save` (``{}`` when none).
+
+    Raises
+    ------
+    ModelFormatError
+        If the file is not an skface model file, or its header is damaged.
+    FileNotFoundError
+        If there is no file at ``path``.
+    """
+    import safetensors
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No model file at {path}.")
+    try:
+        with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            shapes = [f.get_slice(key).get_shape() for key in f.keys()]
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelFormatError(f"{path} is not an skface model file ({type(exc).__name__}: "
+                               f"{exc}).") from None
+    try:
+        spec = json.loads(metadata["skface"])
+    except (KeyError, json.JSONDecodeError):
+        raise ModelFormatError(f"{path} is a safetensors file but not an skface model (no "
+                               "readable 'skface' header).") from None
+    _check_version(spec, path)
+    estimator = spec.get("estimator")
+    if not isinstance(estimator, dict) or not isinstance(estimator.get("class"), str):
+        raise ModelFormatError(f"{path}: estimator: the model description is damaged.")
+    params = estimator.get("params") if isinstance(estimator.get("params"), dict) else {}
+    fitted = estimator.get("fitted") if isinstance(estimator.get("fitted"), dict) else None
+    shown = {name: _plain(params[name]) for name in _INPUT_PARAMS
+             if params.get(name) is not None}
+    if fitted is not None and "image_shape_" in fitted:
+        shown["image_shape_"] = _plain(fitted["image_shape_"])
+    notes = spec.get("info", {})
+    return {
+        "file": str(path),
+        "bytes": path.stat().st_size,
+        "class": estimator["class"],
+        "fitted": fitted is not None,
+        "input": shown,
+        "n_tensors": len(shapes),
+        "n_values": int(sum(int(np.prod(shape)) for shape in shapes)),
+        "format_version": spec.get("format_version"),
+        "skface_version": spec.get("skface_version"),
+        "torch_version": spec.get("torch_version"),
+        "info": notes if isinstance(notes, dict) else {},
+    }
+
+
+def _plain(value):
+    """A saved JSON value with the encoder's tuple tag taken off, for display."""
+    if isinstance(value, dict) and set(value) == {"__tuple__"}:
+        return [_plain(v) for v in value["__tuple__"]] if isinstance(value["__tuple__"], list) \
+            else value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def write_safetensors(tensors, path, metadata, *, what="model file"):
@@ -641,6 +743,11 @@ class _Schema:
         for name in ("skface_version", "torch_version"):
             if name in spec and not isinstance(spec[name], str):
                 self.fail(name, f"expected a string, got {_json_type(spec[name])}.")
+        if "info" in spec:
+            try:
+                _check_info(spec["info"])
+            except TypeError as exc:
+                self.fail("info", str(exc))
         self.estimator(spec["estimator"], "estimator", 0)
         extra = sorted(self.tensors.keys() - self.used.keys())
         if extra:

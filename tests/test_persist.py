@@ -558,3 +558,34 @@ def test_load_path_like_typo_raises_file_not_found_not_unknown_model(tmp_path, m
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"No model file at dbn\.skfce .*Check the file name"):
         skface.load("dbn.skfce")
+
+
+def test_describe_header_only_shows_class_input_shape_and_info(tmp_path, monkeypatch):
+    from skface._persist import describe
+
+    X = np.random.RandomState(0).rand(20, 12, 12).astype(np.float32)
+    est = ConvSDAEFeatures(layer_channels=(2,), pretrain_epochs=1, batch_size=8,
+                           random_state=0).fit(X)
+    path = skface.save(est, tmp_path / "m.skface", info={"trained_on": "noise, 12x12"})
+    # Nothing is built: describe never imports or constructs the estimator class.
+    monkeypatch.setattr(ConvSDAEFeatures, "__init__", lambda *a, **k: pytest.fail("built"))
+    info = describe(path)
+    assert info["class"] == "skface.estimators._sdae:ConvSDAEFeatures" and info["fitted"]
+    assert info["input"]["image_shape_"] == [12, 12, 1]
+    assert info["info"] == {"trained_on": "noise, 12x12"}
+    assert info["format_version"] == skface._persist.FORMAT_VERSION
+    assert info["n_values"] > 0 and info["bytes"] == path.stat().st_size
+
+
+def test_save_info_not_plain_raises_type_error_naming_key(tmp_path):
+    with pytest.raises(TypeError, match=r"info\['data'\] must be a str"):
+        skface.save(ConvSDAEFeatures(), tmp_path / "m.skface", info={"data": [1, 2]})
+
+
+def test_describe_not_a_model_file_raises_model_format_error(tmp_path):
+    from skface._persist import describe
+
+    bad = tmp_path / "x.skface"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(skface.ModelFormatError, match="not an skface model file"):
+        describe(bad)
