@@ -21,6 +21,7 @@ _LAZY = {
     "load": "skface._persist",
     "save": "skface._persist",
     "ModelFormatError": "skface._persist",
+    "bf16_inference": "skface._device",
     "models": None,
     "parallel": None,
 }

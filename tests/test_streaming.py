@@ -341,3 +341,89 @@ def test_deviceimages_cuda_pinned_batches_match_resident(faces):
     expected = torch.from_numpy(check_images(X)[0])
     assert torch.equal(DeviceImages(_raw(mapped)[0], "cuda")[order[:7]].cpu(),
                        expected[order[:7]])
+
+
+# -- GPU readiness: the resident set's memory check, the order on the device (issue 23) --
+
+
+@pytest.fixture
+def free_memory(monkeypatch):
+    """A mocked ``torch.cuda.mem_get_info``: set ``free[0]``; ``asked`` lists the indices."""
+    state = {"free": [1 << 30], "asked": []}
+
+    def mem_get_info(index):
+        state["asked"].append(index)
+        return state["free"][0], 80 << 30
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
+    return state
+
+
+def test_fits_on_device_at_most_half_the_works_devices_free_memory(free_memory):
+    from skface.estimators._stream import _fits_on_device
+
+    free_memory["free"][0] = 1000
+    assert _fits_on_device(500, "cuda:1") and not _fits_on_device(501, "cuda:1")
+    assert _fits_on_device(500, "cuda")  # the current device (a local rank's own)
+    assert free_memory["asked"] == [1, 1, 2]
+
+
+def test_deviceimages_cuda_set_too_large_for_free_memory_streams(free_memory):
+    # No CUDA here: the set must not even be moved (which would raise) when it does
+    # not fit; it is read batch by batch instead, its index on the host.
+    raw = _raw(_uint8_faces())[0]
+    free_memory["free"][0] = 2 * raw.nbytes - 1
+    images = DeviceImages(raw, "cuda:0")
+    assert images._data is None and images.index_device == torch.device("cpu")
+    assert free_memory["asked"] == [0]
+
+
+def test_deviceimages_memmap_or_cpu_asks_no_cuda_memory(faces, free_memory):
+    _, mapped, _ = faces
+    assert DeviceImages(_raw(mapped)[0], "cuda:0")._data is None
+    assert DeviceImages(_raw(_uint8_faces())[0], "cpu").index_device == torch.device("cpu")
+    assert free_memory["asked"] == []
+
+
+class _IndexDeviceRows:
+    """Rows indexed on a device of their own (meta: no CUDA here), recording each index."""
+
+    index_device = torch.device("meta")
+
+    def __init__(self, n):
+        self.n, self.indices = n, []
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, index):
+        self.indices.append(index)
+        return index
+
+
+def test_tensorbatches_order_moved_once_per_epoch_same_order_as_cpu():
+    rows, y = _IndexDeviceRows(23), torch.arange(23) * 10
+    dataset = type("D", (), {"X": rows, "y": y})()
+    batches = list(TensorBatches(dataset, 5, shuffle=True,
+                                 generator=torch.Generator().manual_seed(4)))
+    assert all(index.device.type == "meta" for index in rows.indices)
+    # Slices of one order moved there once, not one copy per batch.
+    assert len({id(index._base) for index in rows.indices}) == 1
+    expected = torch.randperm(23, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(torch.cat([b for _, b in batches]), expected * 10)
+    assert [len(b) for _, b in batches] == [5, 5, 5, 5, 3]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_tensorbatches_resident_cuda_indices_on_device(faces):
+    X, _, _ = faces
+    images = DeviceImages(_raw(X)[0], "cuda")
+    assert images.index_device.type == "cuda"
+    dataset = type("D", (), {"X": images, "y": torch.arange(_N)})()
+    batches = list(TensorBatches(dataset, 10, shuffle=True,
+                                 generator=torch.Generator().manual_seed(3)))
+    order = torch.randperm(_N, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.cat([b for _, b in batches]), order)
+    expected = torch.from_numpy(check_images(X)[0])[order[:10]]
+    assert torch.equal(batches[0][0].cpu(), expected)

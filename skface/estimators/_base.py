@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from skorch import NeuralNet
 from skorch.callbacks import Callback, LRScheduler
 
-from .._device import autocast, on_cuda, resolve_device
+from .._device import autocast, inference_autocast, on_cuda, resolve_device
 from .._validation import ImageInputMixin, RawImages
 from ..parallel import _distributed
 from ._checkpoint import (
@@ -92,7 +92,10 @@ class TensorBatches:
     ``X`` may also be a :class:`~skface.estimators._stream.DeviceImages`,
     which makes each batch from its rows (a uint8 or memory-mapped set):
     the shuffling order, drawn on the CPU either way, is the same, so a
-    streamed fit sees the batches an in-memory one does.
+    streamed fit sees the batches an in-memory one does. The order is
+    moved once per epoch to the device the rows are gathered on (the
+    data's, or the host for sets read batch by batch), so a batch's index
+    is a slice of it there, not a copy per batch.
 
     Parameters
     ----------
@@ -115,15 +118,20 @@ class TensorBatches:
 
     def __iter__(self):
         n = len(self.X)
-        # DeviceImages gather their rows on the host: the order stays there.
-        device = self.X.device if isinstance(self.X, torch.Tensor) else "cpu"
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(device)
-        else:
-            order = torch.arange(n, device=device)
+        # Tensors are indexed on their device; DeviceImages on theirs (the host
+        # for rows read batch by batch, the device for a set resident there).
+        device = (self.X.device if isinstance(self.X, torch.Tensor)
+                  else getattr(self.X, "index_device", "cpu"))
+        # Drawn on the CPU generator (the same order for a seed on any device).
+        drawn = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = drawn.to(device)
+        order_y = order
+        if isinstance(self.y, torch.Tensor) and self.y.device != order.device:
+            order_y = drawn.to(self.y.device)
         for start in range(0, n, self.batch_size):
-            index = order[start : start + self.batch_size]
-            yield self.X[index], (None if self.y is None else self.y[index])
+            stop = start + self.batch_size
+            yield (self.X[order[start:stop]],
+                   None if self.y is None else self.y[order_y[start:stop]])
 
 
 class _EpochProgress(Callback):
@@ -248,7 +256,11 @@ class FaceNet(NeuralNet):
         return iterator
 
     def infer(self, x, **fit_params):
-        with autocast(self.device):
+        # With gradients it is a training step (bf16 autocast on CUDA); without,
+        # skorch's evaluation (net_.forward, net_.predict): float32 unless inside
+        # skface.bf16_inference(), as the estimators' own inference.
+        training = torch.is_grad_enabled()
+        with autocast(self.device) if training else inference_autocast(self.device):
             return super().infer(x, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
@@ -594,6 +606,7 @@ class FaceEstimatorMixin(ImageInputMixin):
 
         Under the thread rule of fits (:func:`skface.parallel.fit_threads`):
         inference on a busy machine suffers from too many threads as training does.
+        In float32, on CUDA too, unless inside :func:`skface.bf16_inference`.
         """
         from ..parallel import fit_threads
 
@@ -605,6 +618,6 @@ class FaceEstimatorMixin(ImageInputMixin):
             batch = X[start : start + batch_size]
             if isinstance(batch, np.ndarray):
                 batch = to_tensor(batch, device)
-            with fit_threads(), autocast(device):
+            with fit_threads(), inference_autocast(device):
                 result = fn(batch.to(device)).float().cpu()
             yield result

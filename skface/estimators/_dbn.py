@@ -162,8 +162,10 @@ class DBNReconstructor(
         the CPU; a folder written by another fit raises. Ctrl-C always
         stops the whole fit and leaves the estimator as it was before it.
     device : str, default="auto"
-        Torch device; "auto" is CUDA when available, else CPU. On CUDA the
-        matmuls run in bfloat16 autocast.
+        Torch device; "auto" is CUDA when available, else CPU. On CUDA
+        training's matmuls run in bfloat16 autocast (the CD statistics in
+        float32); inference in float32 unless inside
+        :func:`skface.bf16_inference`.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling and sampling. Equal seeds give
         equal models on the CPU.

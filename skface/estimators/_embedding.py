@@ -116,8 +116,9 @@ class CenterLossEmbedder(
 
     Training uses SGD with Nesterov momentum and a one-cycle learning rate,
     random crops of ``crop_size`` and horizontal flips, with the data held
-    as tensors on the device. On CUDA the network runs in bfloat16
-    autocast with channels-last memory. Per batch there is no host
+    as tensors on the device. On CUDA the network trains in bfloat16
+    autocast with channels-last memory (inference is float32 unless inside
+    :func:`skface.bf16_inference`). Per batch there is no host
     synchronisation: the losses reach ``net_.history`` once per epoch. A
     last batch of a single image is skipped (batch norm needs two).
 

@@ -197,7 +197,8 @@ class KeypointRegressor(RegressorMixin, FaceEstimatorMixin, BaseEstimator):
     transformed together in one ``grid_sample`` call: left-right flips that
     swap the left and right keypoints, small rotations, zooms and shifts.
     Training uses AdamW with a one-cycle learning rate. On CUDA the trunk
-    runs in bfloat16 autocast, channels-last; the head in float32.
+    trains in bfloat16 autocast, channels-last, the head in float32;
+    ``predict`` runs in float32 unless inside :func:`skface.bf16_inference`.
 
     Coordinates are in pixels with the image spanning ``[0, W] x [0, H]``:
     the centre of the top-left pixel is ``(0.5, 0.5)``. This is how

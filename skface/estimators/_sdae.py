@@ -285,7 +285,8 @@ class ConvSDAEFeatures(
         stops the whole fit and leaves the estimator as it was before it.
     device : str, default="auto"
         Torch device; "auto" is CUDA when available. On CUDA the
-        convolutions run in bfloat16 autocast, channels-last.
+        convolutions train in bfloat16 autocast, channels-last; features
+        are computed in float32 unless inside :func:`skface.bf16_inference`.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling and corruption; equal seeds give
         equal models on the CPU.

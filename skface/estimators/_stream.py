@@ -1,11 +1,12 @@
 """Training images as the nets see them, made batch by batch from uint8 or memory-mapped sets."""
 
+import logging
 import warnings
 
 import numpy as np
 import torch
 
-from .._device import on_cuda
+from .._device import cuda_index, on_cuda
 from .._validation import RawImages
 
 __all__ = ["DeviceImages", "channel_stats", "device_images", "fit_standardize"]
@@ -17,8 +18,22 @@ _BLOCK = 1024
 _BLOCK_BYTES = 32 << 20
 
 
+_LOG = logging.getLogger("skface.estimators")
+
+# An in-memory set is put on a GPU whole only when it takes at most this share of
+# the device's free memory: the rest is for the model, its activations, the
+# optimizer's state and the float32 batches made from the set.
+_RESIDENT_SHARE = 0.5
+
+
 def _block_rows(raw):
     return max(1, min(_BLOCK, _BLOCK_BYTES // (4 * int(np.prod(raw.image_shape)))))
+
+
+def _fits_on_device(nbytes, device):
+    """Whether ``nbytes`` of images may stay on CUDA ``device`` whole (see ``_RESIDENT_SHARE``)."""
+    free, _ = torch.cuda.mem_get_info(cuda_index(device))
+    return nbytes <= _RESIDENT_SHARE * free
 
 
 class DeviceImages:
@@ -34,10 +49,11 @@ class DeviceImages:
     values are those of the whole-set path, batch for batch.
 
     In-memory uint8 images are put on a CUDA device once, unconverted
-    (``resident``; on the CPU they are the caller's array itself); rows of
-    a memory-mapped array are read per batch into a pinned host buffer
-    (two, used in turn, so that reading one batch overlaps the copy of the
-    last) and copied with ``non_blocking=True``.
+    (``resident``; on the CPU they are the caller's array itself), when
+    they take at most half of its free memory; rows of a memory-mapped
+    array, or of one too large for that, are read per batch into a pinned
+    host buffer (two, used in turn, so that reading one batch overlaps the
+    copy of the last) and copied with ``non_blocking=True``.
 
     Parameters
     ----------
@@ -50,13 +66,17 @@ class DeviceImages:
         Output channels; None keeps the images'.
     resident : bool, default=None
         Keep the whole unconverted set on the device. None: for in-memory
-        arrays, not for memory-mapped ones.
+        arrays, not for memory-mapped ones, nor on CUDA for arrays larger
+        than half the device's free memory.
 
     Attributes
     ----------
     shape : tuple of int (n, C, H, W)
         Of the converted images.
     device : torch.device
+    index_device : torch.device
+        Where row indices are best given: the device for a resident set,
+        else the host (the rows are gathered there).
     """
 
     def __init__(self, raw, device, size=None, channels=None, resident=None):
@@ -68,6 +88,11 @@ class DeviceImages:
         self.shape = (n, self.channels or c, *(self.size or (h, w)))
         if resident is None:
             resident = not raw.streamed
+            if resident and on_cuda(self.device) and not _fits_on_device(raw.nbytes,
+                                                                           self.device):
+                _LOG.debug("%d bytes of images would take more than %g of the free memory "
+                           "of %s: streamed instead", raw.nbytes, _RESIDENT_SHARE, self.device)
+                resident = False
         self._data = None
         if resident:
             array = raw.nhwc()  # a view for contiguous arrays
@@ -87,6 +112,10 @@ class DeviceImages:
         return 4
 
     @property
+    def index_device(self):
+        return self.device if self._data is not None else torch.device("cpu")
+
+    @property
     def converts(self):
         """Whether the size or channels change (else the rows are the caller's images)."""
         return self.size is not None or self.channels is not None
@@ -96,6 +125,7 @@ class DeviceImages:
             index = index.cpu().numpy() if self._data is None else index
         if self._data is not None:
             if not isinstance(index, slice):
+                # A no-op for an index on the device already (TensorBatches' order).
                 index = torch.as_tensor(index, device=self.device)
             return self._convert(self._data[index])
         rows = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
@@ -130,15 +160,15 @@ class DeviceImages:
 
     def _convert(self, batch):
         """(b, H, W, C) rows in the caller's dtype -> float32 (b, C, H, W) at the model's size."""
-        from ._base import convert_images
+        from ._base import convert_images, standard_layout
 
         height, width, channels = self.raw.image_shape
         x = batch.reshape(len(batch), height, width, channels).permute(0, 3, 1, 2)
         # NHWC memory is channels_last already (what CUDA nets want); on the CPU
-        # plain NCHW, as the whole-set path gives. The layout is changed on the
-        # caller's dtype, before the float32 conversion: one float32 batch made.
-        x = x.contiguous(memory_format=torch.channels_last if on_cuda(self.device)
-                         else torch.contiguous_format).float()
+        # plain NCHW, with the strides the whole-set path gives (a grey batch's
+        # permuted view would otherwise run channels-last). The layout is changed on
+        # the caller's dtype, before the float32 conversion: one float32 batch made.
+        x = standard_layout(x).float()
         if self.raw.dtype == np.uint8:
             x.div_(255)  # as check_images divides: the same float32 values
         if self.converts:
