@@ -81,7 +81,14 @@ def _as_array(X):
             "Sparse data was passed for X, but dense image data is required. "
             "Use X.toarray() to convert to a dense numpy array."
         )
-    X = np.asarray(X)
+    try:
+        X = np.asarray(X)
+    except ValueError as exc:
+        # numpy's "inhomogeneous shape" for a list of images of different sizes.
+        mixed = _mixed_sizes(X)
+        if mixed is None:
+            raise
+        raise ValueError(mixed) from exc
     if X.dtype.kind == "c":
         raise ValueError("Complex data not supported: images must hold real pixel values.")
     if X.dtype.kind == "O":
@@ -92,6 +99,30 @@ def _as_array(X):
             f"X has dtype {X.dtype}; images must be numeric (uint8 in [0, 255] or floats)."
         )
     return X
+
+
+def _mixed_sizes(X):
+    """The error message for a sequence of images of different shapes, or None."""
+    if isinstance(X, np.ndarray) or not hasattr(X, "__len__") or not hasattr(X, "__getitem__"):
+        return None
+    first = None
+    for i in range(len(X)):
+        try:
+            shape = np.shape(X[i])
+        except ValueError:  # an image that is itself ragged: numpy's message stands
+            return None
+        if first is None:
+            first = shape
+        elif shape != first:
+            return (
+                f"X holds images of different sizes: image 0 has shape {first} and image "
+                f"{i} has shape {shape}. skface reads a batch of images of one size (and "
+                "one number of channels). Align the faces onto one template first "
+                "(skface.align.FaceAligner, which takes a list of images of any size, as "
+                "the first step of a Pipeline), or resize them to one size (e.g. "
+                "skimage.transform.resize) and stack them with np.stack."
+            )
+    return None
 
 
 def _check_image_shape(image_shape):
@@ -347,11 +378,43 @@ def _scale_of(low, high):
 
 
 def _to_nchw(images, shape):
-    """float32 rows of images of ``shape`` (H, W, C) as C-contiguous (n, C, H, W)."""
+    """float32 rows of images of ``shape`` (H, W, C) as C-contiguous (n, C, H, W).
+
+    With the strides a new array of that shape has, whatever the caller's
+    layout (see :func:`_standard_strides`).
+    """
     height, width, channels = shape
     images = images.reshape(len(images), height, width, channels)
     # NHWC -> NCHW; a free view for grey images.
-    return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    return _standard_strides(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+
+
+def _standard_strides(array):
+    """A C-contiguous ``array`` with the strides a new array of its shape has (a view).
+
+    numpy (as torch) calls an array C-contiguous whatever the strides of its
+    length-1 axes, and ``torch.from_numpy`` keeps them. The grey ``(n, 1, H,
+    W)`` view of a contiguous ``(n, H, W)`` array has a channel stride of one
+    pixel, the strides of a channels-last tensor, and torch's convolutions
+    follow them: the same pixels given as a contiguous array, a strided view
+    or a channels-last ``(n, H, W, 1)`` array were summed in different orders
+    (transforms differing by 9e-8, fits by 1e-6 and more). Every image batch
+    leaves validation with these strides.
+
+    Parameters
+    ----------
+    array : ndarray
+        C-contiguous.
+
+    Returns
+    -------
+    array : ndarray
+        The same memory, shape and values.
+    """
+    if not array.flags.c_contiguous:
+        raise ValueError("_standard_strides needs a C-contiguous array")
+    # Reshaping a contiguous array computes every stride from the shape.
+    return array.reshape(-1).reshape(array.shape)
 
 
 def _mapping(array):

@@ -24,7 +24,7 @@ def _requires_distributed():
 @pytest.fixture
 def no_limits(monkeypatch):
     """No override, no inherited limit, no cgroup quota: only the rule under test applies."""
-    for var in (_threads.ENV_VAR, *_threads._INHERITED_VARS):
+    for var in (_threads.ENV_VAR, _threads.POLICY_VAR, *_threads._INHERITED_VARS):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(_threads, "_CGROUP_V2", "/nonexistent/cpu.max")
     monkeypatch.setattr(_threads, "_CGROUP_V1", ("/nonexistent/q", "/nonexistent/p"))
@@ -162,9 +162,42 @@ def test_own_running_counts_this_process_threads():
 
 def test_free_cpus_busy_machine_leaves_the_busy_cores(no_limits):
     _whole_machine(no_limits, cores=4, busy=1)
-    assert parallel.free_cpus() == 3 and parallel.worker_threads() == 3
+    assert parallel.free_cpus() == 3
     _whole_machine(no_limits, cores=2, busy=5)
     assert parallel.free_cpus() == 1  # never fewer than one
+
+
+def test_worker_threads_fixed_policy_ignores_the_load(no_limits):
+    _whole_machine(no_limits, cores=4, busy=3)
+    assert parallel.worker_threads() == 4  # the default: what the process may use
+
+
+@pytest.mark.parametrize("how", ["block", "env"])
+def test_worker_threads_adaptive_policy_leaves_the_busy_cores(no_limits, how):
+    _whole_machine(no_limits, cores=4, busy=1)
+    if how == "env":
+        no_limits.setenv("SKFACE_THREAD_POLICY", " Adaptive ")
+        assert parallel.worker_threads() == 3
+    else:
+        with parallel.thread_policy("adaptive") as policy:
+            assert policy == "adaptive" and parallel.worker_threads() == 3
+        assert parallel.worker_threads() == 4  # the block's policy ends with it
+
+
+def test_thread_policy_unknown_name_raises_naming_both_choices(no_limits):
+    with pytest.raises(ValueError, match=r"policy must be 'fixed'.*or 'adaptive'.*'busy'"):
+        with parallel.thread_policy("busy"):
+            pass
+    no_limits.setenv("SKFACE_THREAD_POLICY", "sometimes")
+    with pytest.raises(ValueError, match=r"\$SKFACE_THREAD_POLICY must be .*'sometimes'"):
+        parallel.worker_threads()
+
+
+def test_thread_policy_block_wins_over_environment(no_limits):
+    _whole_machine(no_limits, cores=4, busy=1)
+    no_limits.setenv("SKFACE_THREAD_POLICY", "adaptive")
+    with parallel.thread_policy("fixed"):
+        assert parallel.worker_threads() == 4
 
 
 def test_free_cpus_affinity_narrower_than_machine_ignores_load(no_limits):
@@ -173,10 +206,21 @@ def test_free_cpus_affinity_narrower_than_machine_ignores_load(no_limits):
     assert parallel.free_cpus() == 2  # other processes' load is on other cores
 
 
-def test_fit_threads_busy_machine_lowers_then_restores(no_limits):
+def test_fit_threads_fixed_policy_busy_machine_keeps_the_count(no_limits):
     pytest.importorskip("torch")
     _whole_machine(no_limits, cores=2, busy=1)
     with _torch_at(2) as torch:
+        with parallel.fit_threads() as n:
+            assert n is None and torch.get_num_threads() == 2
+            _whole_machine(no_limits, cores=2, busy=0)
+            with parallel.fit_threads():  # the next stage, the load gone
+                assert torch.get_num_threads() == 2
+
+
+def test_fit_threads_adaptive_busy_machine_lowers_then_restores(no_limits):
+    pytest.importorskip("torch")
+    _whole_machine(no_limits, cores=2, busy=1)
+    with _torch_at(2) as torch, parallel.thread_policy("adaptive"):
         with parallel.fit_threads() as n:
             assert n == 1 and torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
@@ -190,10 +234,10 @@ def test_fit_threads_never_raises_torch_setting(no_limits):
             assert n is None and torch.get_num_threads() == 1
 
 
-def test_fit_threads_stage_goes_back_up_when_competitor_ends(no_limits):
+def test_fit_threads_adaptive_stage_goes_back_up_when_competitor_ends(no_limits):
     pytest.importorskip("torch")
     _whole_machine(no_limits, cores=2, busy=1)
-    with _torch_at(2) as torch:
+    with _torch_at(2) as torch, parallel.thread_policy("adaptive"):
         with parallel.fit_threads():
             assert torch.get_num_threads() == 1
             _whole_machine(no_limits, cores=2, busy=0)  # the other process has ended

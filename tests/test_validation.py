@@ -89,6 +89,39 @@ def test_check_images_list_input_accepted():
     np.testing.assert_allclose(images[:, 0], GREY)
 
 
+@pytest.mark.parametrize("second, shown", [
+    (np.zeros((7, 4)), r"\(7, 4\)"),          # another size
+    (np.zeros((6, 4, 3)), r"\(6, 4, 3\)"),    # grey beside RGB
+])
+def test_check_images_list_of_mixed_sizes_names_the_first_two_and_what_to_do(second, shown):
+    images = [GREY[0], GREY[1], second, np.zeros((9, 9))]
+    with pytest.raises(ValueError, match=(
+            r"different sizes: image 0 has shape \(6, 4\) and image 2 has shape " + shown)) as info:
+        check_images(images)
+    message = str(info.value)
+    assert "FaceAligner" in message and "resize" in message
+    assert "inhomogeneous" not in message
+
+
+def test_check_images_ragged_inside_an_image_keeps_numpy_message():
+    with pytest.raises(ValueError, match="inhomogeneous"):
+        check_images([[[0.0, 1.0], [2.0]]])
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "fortran", "channels_last",
+                                    "rgb_transposed"])
+def test_check_images_any_memory_layout_gives_standard_strides(layout):
+    big = np.zeros((5, 9, 8, 3), np.float32)
+    big[:, 1:7, 2:6] = RGB
+    X = {"contiguous": GREY, "strided": big[:, 1:7, 2:6, 0], "fortran": np.asfortranarray(GREY),
+         "channels_last": GREY[..., None], "rgb_transposed": big[:, 1:7, 2:6]}[layout]
+    images, _ = check_images(X)
+    channels = images.shape[1]
+    # The strides of a new array: torch.from_numpy keeps them, and its convolutions
+    # choose channels-last for a grey batch whose channel stride is one pixel.
+    assert images.strides == np.empty((5, channels, 6, 4), np.float32).strides
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_check_images_nan_or_inf_raises(bad):
     X = GREY.copy()

@@ -27,7 +27,7 @@ __all__ = ["FaceEstimatorMixin", "FaceNet", "LRSchedule", "TensorBatches", "one_
 
 
 def to_tensor(array, device):
-    """A float32 tensor on ``device``; NCHW images go channels_last on CUDA.
+    """A float32 tensor on ``device``, in :func:`standard_layout` (NCHW images channels_last on CUDA).
 
     :class:`~skface._validation.RawImages` are converted on the device, in
     blocks (the whole set ends on the device as float32: for small sets;
@@ -37,13 +37,57 @@ def to_tensor(array, device):
         from ._stream import DeviceImages
 
         images = DeviceImages(array, device, resident=False)
-        return torch.cat(list(images.blocks()))
+        return standard_layout(torch.cat(list(images.blocks())))
     if not array.flags.writeable:
         array = array.copy()  # torch warns on read-only buffers (memmaps)
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
-    if tensor.ndim == 4 and on_cuda(device):
-        tensor = tensor.contiguous(memory_format=torch.channels_last)
-    return tensor
+    return standard_layout(tensor)
+
+
+def _new_strides(shape, channels_last):
+    """The strides torch gives a new tensor of ``shape``: contiguous, or channels_last (4-D)."""
+    sizes = [max(int(size), 1) for size in shape]
+    if channels_last:
+        _, channels, height, width = sizes
+        return (height * width * channels, 1, width * channels, channels)
+    strides, step = [], 1
+    for size in reversed(sizes):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
+
+
+def standard_layout(x):
+    """``x`` in the memory layout skface computes in, which depends on its shape and device only.
+
+    4-D images are channels_last on CUDA (what its convolutions want),
+    everything else contiguous; either way with exactly the strides of a
+    new tensor of that format (a view where the memory already is laid out
+    so, else a copy).
+
+    torch calls a tensor contiguous, and channels_last, whatever the strides
+    of its length-1 dimensions, and its convolutions choose their memory
+    format from the strides: a grey ``(n, 1, H, W)`` batch viewed from an
+    ``(n, H, W)`` array has a channel stride of one pixel, ran channels-last
+    on the CPU, and so the same pixels given as a contiguous array, a
+    strided view or a channels-last array were summed in different orders.
+
+    Parameters
+    ----------
+    x : Tensor
+
+    Returns
+    -------
+    x : Tensor
+        The same values.
+    """
+    channels_last = x.ndim == 4 and on_cuda(x.device)
+    x = x.contiguous(memory_format=torch.channels_last if channels_last
+                     else torch.contiguous_format)
+    strides = _new_strides(x.shape, channels_last)
+    # Contiguous in that format already: only length-1 dimensions' strides differ,
+    # and they address no other element.
+    return x if x.stride() == strides else x.as_strided(x.shape, strides)
 
 
 # ITU-R BT.601 luma weights, as PIL's convert("L") uses.
@@ -68,7 +112,8 @@ def convert_images(x, size=None, channels=None):
     Returns
     -------
     images : Tensor of shape (n, channels, *size)
-        channels_last on CUDA.
+        In :func:`standard_layout`: channels_last on CUDA, contiguous on
+        the CPU, whatever the layout of ``x``.
     """
     if channels is not None and x.shape[1] != channels:
         if channels == 1:
@@ -81,9 +126,8 @@ def convert_images(x, size=None, channels=None):
         x = torch.nn.functional.interpolate(
             x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False
         )
-    if on_cuda(x.device):
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+    # interpolate and the luma sum keep (or pick) a memory format of their own.
+    return standard_layout(x)
 
 
 class TensorBatches:

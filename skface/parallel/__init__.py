@@ -11,6 +11,7 @@ _LAZY = {
     "free_cpus": "._threads",
     "torch_threads": "._threads",
     "fit_threads": "._threads",
+    "thread_policy": "._threads",
     "TorchThreads": "._dask",
     "dask_backend": "._dask",
     "embed": "._embed",

@@ -12,6 +12,14 @@ _LOG = logging.getLogger("skface.parallel")
 
 # The override, read first by worker_threads().
 ENV_VAR = "SKFACE_NUM_THREADS"
+# How the count is chosen where nothing else sets it: "fixed" (the default: from
+# what the process may use, the same whatever the machine's load, so that a fit
+# with a random_state is reproducible) or "adaptive" (less the cores that other
+# processes keep busy now: faster beside a competing job, not reproducible).
+POLICY_VAR = "SKFACE_THREAD_POLICY"
+_POLICIES = ("fixed", "adaptive")
+# Set inside a thread_policy() block; read before $SKFACE_THREAD_POLICY.
+_POLICY = contextvars.ContextVar("skface_thread_policy", default=None)
 # The thread limits a parent hands down through the environment: joblib's loky
 # backend sets each of them in its workers to cpu_count() // n_jobs (unless the
 # user set them), and OpenMP, MKL, OpenBLAS and torch read them at start-up.
@@ -37,6 +45,78 @@ def _positive_int(value, name):
     if n < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return n
+
+
+def _check_policy(policy, name):
+    """``policy`` if it is one of ``_POLICIES``, else a ValueError naming where it came from."""
+    if policy not in _POLICIES:
+        raise ValueError(
+            f"{name} must be 'fixed' (the default: the same thread count whatever the "
+            f"machine's load, reproducible) or 'adaptive' (fewer threads while other "
+            f"processes are busy, not reproducible); got {policy!r}"
+        )
+    return policy
+
+
+def _policy():
+    """The thread policy in effect: a :func:`thread_policy` block's, else ``$SKFACE_THREAD_POLICY``."""
+    policy = _POLICY.get()
+    if policy is not None:
+        return policy
+    value = os.environ.get(POLICY_VAR, "").strip().lower()
+    return _check_policy(value, f"${POLICY_VAR}") if value else "fixed"
+
+
+@contextmanager
+def thread_policy(policy):
+    """Choose, for a block, whether skface's thread count follows the machine's load.
+
+    Parameters
+    ----------
+    policy : {"fixed", "adaptive"}
+        - ``"fixed"`` (the default, also where ``$SKFACE_THREAD_POLICY`` is
+          unset): the cores the process may use (:func:`available_cpus`),
+          after the overrides and limits of :func:`worker_threads`. The count
+          is the same for every fit, stage and batch whatever else runs on the
+          machine, so that the same data, parameters and ``random_state``
+          give a bit-identical model.
+        - ``"adaptive"``: the cores free for the process now
+          (:func:`free_cpus`), decided afresh at each fit, each stage of a
+          multi-stage fit and each batch of ``transform``: faster beside
+          other CPU-bound processes, but the result then depends on the
+          machine's load (in the last bits: torch sums in another order with
+          another number of threads).
+
+    Yields
+    ------
+    policy : str
+
+    Raises
+    ------
+    ValueError
+        For another policy name.
+
+    See Also
+    --------
+    fit_threads : The rule that applies the policy in an estimator's ``fit``.
+
+    Notes
+    -----
+    ``$SKFACE_THREAD_POLICY`` (``fixed`` or ``adaptive``) sets the policy
+    for a whole process, Dask workers included (set it in the workers'
+    environment: a block in the client is not seen by the workers).
+
+    Examples
+    --------
+    >>> from skface.parallel import thread_policy
+    >>> with thread_policy("adaptive"):
+    ...     pass  # fits here give up reproducibility for speed on a busy machine
+    """
+    token = _POLICY.set(_check_policy(policy, "policy"))
+    try:
+        yield policy
+    finally:
+        _POLICY.reset(token)
 
 
 def _dask_worker_threads():
@@ -178,7 +258,9 @@ def free_cpus():
     torch splits each operation into one equal part per thread and waits for
     the slowest: a thread that shares its core with a busy process holds up
     all the others, so fewer threads than cores finish sooner on a busy
-    machine.
+    machine. It is the last rule of :func:`worker_threads` under the
+    ``"adaptive"`` :func:`thread_policy` only: the count changes with the
+    load, and results with the count.
     """
     n = available_cpus()
     if n != (os.cpu_count() or n):
@@ -222,11 +304,18 @@ def worker_threads():
        ``cpu_count() // n_jobs``, so a fit in a ``GridSearchCV(n_jobs=k)``
        worker uses that share; OpenMP, BLAS and threadpoolctl see the same
        limit.
-    4. The cores free for the process: its CPU affinity
+    4. The cores the process may use: its CPU affinity
        (``os.sched_getaffinity``), capped by the cgroup CPU quota
        (``/sys/fs/cgroup/cpu.max``) where a container sets one (see
-       :func:`available_cpus`), less the cores other processes keep busy
-       where the process may use the whole machine (see :func:`free_cpus`).
+       :func:`available_cpus`). Under the ``"adaptive"``
+       :func:`thread_policy` only, less the cores other processes keep busy
+       now, where the process may use the whole machine (see
+       :func:`free_cpus`).
+
+    Under the default ``"fixed"`` policy every rule reads facts that stay
+    put while a process runs (its environment, its Dask worker, its
+    affinity and quota), never the machine's momentary load: the count is
+    the same at each call.
 
     Returns
     -------
@@ -249,7 +338,7 @@ def worker_threads():
         n = rule()
         if n:
             return n
-    return free_cpus()
+    return free_cpus() if _policy() == "adaptive" else available_cpus()
 
 
 @contextmanager
@@ -302,14 +391,17 @@ def fit_threads():
       :func:`worker_threads`.
     - Anywhere else: torch's current setting (its default, or your own
       ``torch.set_num_threads``), lowered to :func:`worker_threads` where
-      that is fewer: the cores free for the process (the affinity mask and
-      CPU quota, less the cores other processes keep busy). skface never
-      raises torch's setting here.
+      that is fewer: the cores the process may use (the affinity mask and
+      CPU quota). skface never raises torch's setting here.
 
-    Decided on entering the block (each ``fit``, each stage of a multi-stage
-    fit and each batch of ``transform`` or ``predict`` decides afresh, from
-    a reading of the machine's load at most half a second old); the
-    previous setting comes back on exit.
+    Each ``fit``, each stage of a multi-stage fit and each batch of
+    ``transform`` or ``predict`` enters the block; under the default
+    ``"fixed"`` :func:`thread_policy` all of them get the same count, so a
+    fit with a ``random_state`` gives the same model whatever else runs on
+    the machine. Under the ``"adaptive"`` policy each decides afresh, from a
+    reading of the machine's load at most half a second old (fewer threads
+    while other processes are busy; results then vary in the last bits).
+    The previous setting comes back on exit.
 
     Yields
     ------
@@ -328,12 +420,12 @@ def fit_threads():
 
     current = torch.get_num_threads()
     ceiling = _CEILING.get() or current
-    free = worker_threads()
-    n = min(ceiling, free)
+    allowed = worker_threads()
+    n = min(ceiling, allowed)
     if n != current:
         # logging.getLogger("skface.parallel").setLevel("DEBUG") shows each change.
-        _LOG.debug("torch threads %d -> %d (cores free now: %d; torch's setting: %d)",
-                   current, n, free, ceiling)
+        _LOG.debug("torch threads %d -> %d (%s policy: %d cores; torch's setting: %d)",
+                   current, n, _policy(), allowed, ceiling)
         torch.set_num_threads(n)
     token = _CEILING.set(ceiling)
     try:
