@@ -225,7 +225,9 @@ def test_cli_train_full_disk_keeps_previous_file_and_says_so_in_one_line(tmp_pat
          _FULL_DISK_CHILD, str(out)],
         capture_output=True, text=True, timeout=300, env={**_env(), "TMPDIR": str(spare)},
     )
-    lines = [line for line in proc.stderr.splitlines() if "Warning" not in line]
+    # Warnings (two lines each) may come first; the error is one line, and the last.
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("skface train:")]
+    assert lines and proc.stderr.rstrip().endswith(lines[-1]), proc.stderr
     assert proc.returncode == cli.EXIT_ERROR, proc.stderr
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert lines[0].startswith(f"skface train: error: Could not write the model file {out}: "
