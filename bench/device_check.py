@@ -1,4 +1,6 @@
-"""Device check of every estimator: CUDA fit, save/load, CPU-only unpickling, per-batch syncs."""
+"""Device check of every estimator: CUDA fit, save/load, CPU-only unpickling, per-batch syncs,
+bf16 vs float32 inference, uint8 and memory-mapped input, checkpoint resume across devices and
+data_parallel on one GPU."""
 
 import argparse
 import contextlib
@@ -6,6 +8,8 @@ import json
 import os
 import pickle
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +47,12 @@ OUTPUT = {
 # across devices a few per cent is float noise, not a bug.
 SAME_RTOL = 1e-4
 CROSS_RTOL = 5e-2
+
+# The estimators that train inside skface.parallel.data_parallel.
+DATA_PARALLEL = ("SDAEClassifier", "KeypointRegressor", "CenterLossEmbedder")
+
+# Every check, in the order they run; --checks picks some.
+CHECKS = ("fit", "save_load", "cpu", "bf16", "uint8", "resume", "data_parallel", "sync")
 
 # Five facial keypoints (x, y) in pixels of a 25x25 face: the eyes, the nose
 # tip, the mouth corners; pairs (0, 1) and (3, 4) swap under a mirror flip.
@@ -176,10 +186,19 @@ def make_tasks(data):
     }
 
 
-def build(name, device, epochs, tiny):
-    """An unfitted estimator of ``name`` with small settings; every epoch count is ``epochs``."""
+def build(name, device, epochs, tiny, **extra):
+    """An unfitted estimator of ``name`` with small settings; every epoch count is ``epochs``.
+
+    ``extra`` (``checkpoint``, ``callbacks``) goes to the estimator itself,
+    not to the encoder inside an SDAE head.
+    """
     from skface import estimators
 
+    est = _build(estimators, name, device, epochs, tiny)
+    return est.set_params(**extra) if extra else est
+
+
+def _build(estimators, name, device, epochs, tiny):
     c1, c2 = (4, 8) if tiny else (16, 32)
     common = dict(device=device, random_state=0)
 
@@ -415,6 +434,260 @@ def check_sync(rep, name, X, y, device, dry_run, tiny):
         rep.emit("sync", name, False, detail, time.perf_counter() - start)
 
 
+def check_bf16(rep, name, est, X, ref, device):
+    """Outputs inside ``skface.bf16_inference()`` against the default float32 ones."""
+    import skface
+
+    start = time.perf_counter()
+    try:
+        with skface.bf16_inference():
+            out = outputs(est, name, X)
+        ok, numbers = compare(ref, out, CROSS_RTOL)
+        if device == "cpu":
+            # No autocast on the CPU: the same float32 outputs.
+            ok = ok and numbers["max_abs_diff"] == 0.0
+            detail = "cpu: bf16_inference changes nothing (no autocast there)"
+        else:
+            detail = (f"{OUTPUT[name]} under skface.bf16_inference() vs the default float32 "
+                      "(max|diff| / max|float32|)")
+        rep.emit("bf16", name, ok, detail, time.perf_counter() - start, **numbers)
+    except Exception as exc:
+        rep.emit("bf16", name, False, _failure(exc), time.perf_counter() - start)
+
+
+def check_uint8(rep, name, X, y, device, epochs, tiny, work):
+    """Fits from uint8 pixels in memory and memory-mapped, against a fit of the same floats.
+
+    On CUDA the in-memory uint8 fit runs under the sync debug mode "error"
+    (after each epoch's first batch, as in ``sync``): its set is resident on
+    the device, and neither its batches nor their index copy to the host.
+    """
+    start = time.perf_counter()
+    pixels = np.round(np.clip(X, 0, 1) * 255).astype(np.uint8)
+    floats = pixels.astype(np.float32) / 255  # what check_images makes of the uint8 set
+    np.save(work / f"{name}.u8.npy", pixels)
+    mapped = np.load(work / f"{name}.u8.npy", mmap_mode="r")
+    # One device: the same kernels, but cuDNN's backward sums in any order.
+    rtol = SAME_RTOL if device == "cpu" else CROSS_RTOL
+    try:
+        ref = outputs(build(name, device, epochs, tiny).fit(floats, y), name, floats)
+    except Exception as exc:
+        for check in ("uint8", "memmap"):
+            rep.emit(check, name, False, {"float fit failed": _failure(exc)},
+                     time.perf_counter() - start)
+        return
+    for check, images in (("uint8", pixels), ("memmap", mapped)):
+        start = time.perf_counter()
+        mode = "error" if check == "uint8" and device != "cpu" else None
+        try:
+            with sync_window(mode) as stats:
+                est = build(name, device, epochs, tiny).fit(images, y)
+            out = outputs(est, name, images)
+            ok, numbers = compare(ref, out, rtol)
+            detail = (f"{images.dtype} {'memory-mapped' if check == 'memmap' else 'in memory'}"
+                      f" vs float32 of the same pixels; {stats['batches']} training batches"
+                      + (" under sync debug mode 'error'" if mode else ""))
+            rep.emit(check, name, ok, detail, time.perf_counter() - start,
+                     identical=bool(np.array_equal(ref, out)), **numbers)
+        except Exception as exc:
+            rep.emit(check, name, False, _failure(exc), time.perf_counter() - start)
+
+
+# Epochs trained, by every copy of _CountEpochs (estimators copy their callbacks).
+_EPOCHS = [0]
+
+
+class _CountEpochs:
+    """skorch callback counting the epochs trained, in ``_EPOCHS``."""
+
+    def initialize(self):
+        return self
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+    def __getattr__(self, name):
+        # skorch calls every on_* hook; only on_epoch_end counts.
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+    def on_epoch_end(self, net, **kwargs):
+        _EPOCHS[0] += 1
+
+
+class _InterruptAt(_CountEpochs):
+    """Ctrl-C, as a user would press it, at the end of the ``epoch``-th epoch of the fit."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def get_params(self, deep=True):
+        return {"epoch": self.epoch}
+
+    def on_epoch_end(self, net, **kwargs):
+        super().on_epoch_end(net, **kwargs)
+        if _EPOCHS[0] == self.epoch:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def _counted_fit(name, device, epochs, tiny, X, y, **extra):
+    _EPOCHS[0] = 0
+    est = build(name, device, epochs, tiny, **extra).fit(X, y)
+    return est, _EPOCHS[0]
+
+
+@contextlib.contextmanager
+def _checkpoint_every_epoch():
+    """Checkpoints written after every epoch: these short fits end before a periodic write."""
+    from skface.estimators import _checkpoint
+
+    saved = {key: getattr(_checkpoint, key) for key in ("WRITE_EVERY_S", "WRITE_SHARE")
+             if hasattr(_checkpoint, key)}
+    for key, value in (("WRITE_EVERY_S", 0.0), ("WRITE_SHARE", float("inf"))):
+        if key in saved:
+            setattr(_checkpoint, key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(_checkpoint, key, value)
+
+
+def check_resume(rep, name, X, y, legs, epochs, tiny, work):
+    """A checkpointed fit interrupted on one device, resumed on another.
+
+    For each ``(source, target)`` leg: a fit with ``checkpoint=`` on
+    ``source`` stopped by SIGINT after its second epoch (each epoch
+    checkpointed), the same fit
+    again on ``target`` (it must resume, not start over, and train only the
+    epochs that are left), against an uninterrupted fit on ``target``: on
+    one device bit-identical, across devices within the cross-device
+    tolerance (bf16 training on CUDA).
+    """
+    references = {}
+    for source, target in legs:
+        start = time.perf_counter()
+        folder = work / f"{name}.{source}-{target}.ckpt"
+        try:
+            if target not in references:
+                est, total = _counted_fit(name, target, epochs, tiny, X, y,
+                                          callbacks=[_CountEpochs()])
+                references[target] = (outputs(est, name, X), total)
+            ref, total = references[target]
+            _EPOCHS[0] = 0
+            try:
+                with _checkpoint_every_epoch():
+                    build(name, source, epochs, tiny, checkpoint=str(folder),
+                          callbacks=[_InterruptAt(2)]).fit(X, y)
+                rep.emit("resume", name, False, f"the fit on {source} was not interrupted",
+                         time.perf_counter() - start)
+                continue
+            except KeyboardInterrupt:
+                before = _EPOCHS[0]
+            est, after = _counted_fit(name, target, epochs, tiny, X, y,
+                                      checkpoint=str(folder), callbacks=[_CountEpochs()])
+            out = outputs(est, name, X)
+            same_device = source == target
+            ok, numbers = compare(ref, out, SAME_RTOL if same_device else CROSS_RTOL)
+            identical = bool(np.array_equal(ref, out))
+            # It resumed (fewer epochs than a whole fit) and lost at most the
+            # interrupted epoch (the checkpoint is written at each epoch's end).
+            resumed = total - before <= after < total
+            ok = ok and resumed and (identical or not same_device)
+            detail = {"from": source, "to": target, "epochs_before_interrupt": before,
+                      "epochs_after_resume": after, "epochs_uninterrupted": total,
+                      "compared_with": f"an uninterrupted fit on {target}"}
+            rep.emit("resume", name, ok, detail, time.perf_counter() - start,
+                     identical=identical, **numbers)
+        except Exception as exc:
+            rep.emit("resume", name, False, {"from": source, "to": target, **_failure(exc)},
+                     time.perf_counter() - start)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def check_data_parallel(rep, names, tasks, device, epochs, tiny, work, threads):
+    """``data_parallel()`` with one process on the device, in a process of its own.
+
+    The block starts a group of one (NCCL on CUDA, gloo on the CPU; the
+    process's GPU set from ``LOCAL_RANK``) and destroys it at its end; the
+    fits inside must equal the same fits outside it, and the process exit 0.
+    """
+    start = time.perf_counter()
+    names = [name for name in names if name in DATA_PARALLEL]
+    if not names:
+        return
+    env = dict(os.environ, RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1",
+               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    command = [sys.executable, str(Path(__file__).resolve()), "--dp-worker", str(work),
+               "--estimators", ",".join(names), "--epochs", str(epochs),
+               "--threads", str(threads), "--device", device] + (["--dry-run"] if tiny else [])
+    seen = set()
+    try:
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        rc = "timeout"
+    for line in stdout.splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        seen.add(row.get("estimator"))
+        if rc != 0 and row.get("ok"):
+            row["ok"] = False
+            row["detail"] = f"{row['detail']}; but the process exited {rc}"
+        rep.write(row)
+    tail = stderr.strip().splitlines()[-5:]
+    for name in names:
+        if name not in seen:
+            rep.emit("data_parallel", name, False,
+                     {"error": f"the data_parallel process ended ({rc}) before this check",
+                      "stderr": tail}, time.perf_counter() - start)
+
+
+def dp_worker(work, names, device, epochs, tiny):
+    """In the data_parallel process: each estimator fitted inside the block and outside."""
+    import torch
+
+    from skface.parallel import data_parallel
+
+    rep = Reporter()
+    tasks = make_tasks(np.load(Path(work) / "faces.npy"))
+    for name in names:
+        X, y = tasks[name]
+        start = time.perf_counter()
+        try:
+            ref = outputs(build(name, device, epochs, tiny).fit(X, y), name, X)
+            with data_parallel() as group:
+                backend = group.backend
+                size = group.world_size
+                cuda_device = torch.cuda.current_device() if torch.cuda.is_available() else None
+                est = build(name, device, epochs, tiny).fit(X, y)
+            out = outputs(est, name, X)
+            ok, numbers = compare(ref, out, SAME_RTOL)
+            rep.emit("data_parallel", name, ok,
+                     f"{backend} group of {size} on {device} (current CUDA device "
+                     f"{cuda_device}) vs the same fit outside data_parallel",
+                     time.perf_counter() - start, identical=bool(np.array_equal(ref, out)),
+                     **numbers)
+        except Exception as exc:
+            rep.emit("data_parallel", name, False, _failure(exc), time.perf_counter() - start)
+    return 0
+
+
 def check_cpu(rep, entries, work, rtol, threads):
     """Unpickle and ``skface.load`` in a CPU-only process; relay its lines."""
     start = time.perf_counter()
@@ -504,7 +777,15 @@ def parse_args(argv=None):
     parser.add_argument("--jsonl", default=None, help="also write the JSON lines here")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default 1 dry, torch's own otherwise)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds after which the checks not yet started are reported "
+                             "as skipped (default 270 on CUDA, none dry)")
+    parser.add_argument("--checks", default=",".join(CHECKS),
+                        help=f"comma-separated subset of {', '.join(CHECKS)} (default: all; "
+                             "save_load and cpu need fit)")
     parser.add_argument("--cpu-worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--dp-worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--device", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--rtol", type=float, default=CROSS_RTOL, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -523,6 +804,12 @@ def main(argv=None):
     tiny = args.dry_run
     epochs = args.epochs or (1 if args.dry_run else 5)
     names = [n.strip() for n in args.estimators.split(",") if n.strip()]
+    if args.dp_worker:
+        return dp_worker(args.dp_worker, names, args.device or device, epochs, tiny)
+    checks = [c.strip() for c in args.checks.split(",") if c.strip()]
+    if sorted(set(checks) - set(CHECKS)):
+        raise SystemExit(f"unknown checks {sorted(set(checks) - set(CHECKS))}; choose from "
+                         f"{CHECKS}")
     rep = Reporter(args.jsonl)
     start = time.perf_counter()
     cuda = torch.cuda.is_available()
@@ -531,7 +818,7 @@ def main(argv=None):
              {"torch": torch.__version__, "python": sys.version.split()[0],
               "device": torch.cuda.get_device_name(0) if cuda else "cpu",
               "mode": "dry-run" if args.dry_run else "cuda", "epochs": epochs,
-              "threads": torch.get_num_threads()},
+              "threads": torch.get_num_threads(), "checks": checks},
              time.perf_counter() - start)
     if not env_ok:
         rep.close()
@@ -539,18 +826,28 @@ def main(argv=None):
     unknown = sorted(set(names) - set(ESTIMATORS))
     if unknown:
         raise SystemExit(f"unknown estimators {unknown}; choose from {ESTIMATORS}")
-    tasks = make_tasks(load_faces(args.data))
+    faces = load_faces(args.data)
+    tasks = make_tasks(faces)
     work = Path(tempfile.mkdtemp(prefix="skface-device-check-"))
+    # Checkpoints: interrupted on one device, resumed on the other (both ways);
+    # without CUDA, on the CPU (where the resumed model must be bit-identical).
+    legs = [("cpu", "cpu")] if device == "cpu" else [("cpu", device), (device, "cpu")]
     try:
         entries = []
-        for name in names:
+        for name in names if {"fit", "save_load", "cpu", "bf16"} & set(checks) else ():
             X, y = tasks[name]
             est, ref = check_fit(rep, name, X, y, device, epochs, tiny)
             if est is None:
-                for check in ("save_load", "cpu_unpickle", "cpu_load"):
+                for check in ("save_load", "cpu_unpickle", "cpu_load", "bf16"):
                     rep.emit(check, name, False, "fit failed", 0.0)
                 continue
+            if "bf16" in checks:
+                check_bf16(rep, name, est, X, ref, device)
+            if "save_load" not in checks and "cpu" not in checks:
+                continue
             saved = check_save_load(rep, name, est, X, ref, device, str(work / f"{name}.skface"))
+            if "cpu" not in checks:
+                continue
             entry = {"estimator": name, "model": saved, "X": str(work / f"{name}.X.npy"),
                      "ref": str(work / f"{name}.ref.npy"),
                      "pickle": str(work / f"{name}.pkl")}
@@ -570,9 +867,37 @@ def main(argv=None):
             # On the CPU the reference is float32 too: the tight tolerance applies.
             check_cpu(rep, entries, work, SAME_RTOL if device == "cpu" else CROSS_RTOL,
                       threads or os.cpu_count())
-        for name in names:
-            X, y = tasks[name]
-            check_sync(rep, name, X, y, device, args.dry_run, tiny)
+        # Short fits for the input, resume and data-parallel checks: they test
+        # mechanics, not models.
+        short = min(epochs, 3)
+        budget = args.budget if args.budget is not None else (None if args.dry_run else 270)
+        skipped = []
+
+        def within_budget(check, name=None):
+            """Whether to start ``check``; past the budget it is listed as skipped."""
+            if budget is None or time.perf_counter() - start < budget:
+                return True
+            skipped.append(f"{check} {name}" if name else check)
+            return False
+
+        for name in names if "resume" in checks else ():
+            if within_budget("resume", name):
+                check_resume(rep, name, *tasks[name], legs, max(short, 3), tiny, work)
+        for name in names if "uint8" in checks else ():
+            if within_budget("uint8", name):
+                check_uint8(rep, name, *tasks[name], device, short, tiny, work)
+        if "data_parallel" in checks and within_budget("data_parallel"):
+            np.save(work / "faces.npy", faces)
+            check_data_parallel(rep, names, tasks, device, short, tiny, work,
+                                threads or os.cpu_count())
+        for name in names if "sync" in checks else ():
+            if within_budget("sync", name):
+                X, y = tasks[name]
+                check_sync(rep, name, X, y, device, args.dry_run, tiny)
+        if skipped:
+            rep.emit("budget", None, False,
+                     f"{budget:g} s spent; not run (rerun them with --checks): {skipped}",
+                     time.perf_counter() - start)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     rep.emit("summary", None, not rep.failed,

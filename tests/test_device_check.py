@@ -14,7 +14,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ESTIMATORS = {"DBNReconstructor", "ConvSDAEFeatures", "SDAEClassifier", "SDAERegressor",
               "KeypointRegressor", "CenterLossEmbedder"}
-CHECKS = {"fit", "save_load", "cpu_unpickle", "cpu_load", "sync"}
+CHECKS = {"fit", "save_load", "cpu_unpickle", "cpu_load", "sync", "bf16", "uint8", "memmap",
+          "resume"}
+DATA_PARALLEL = {"SDAEClassifier", "KeypointRegressor", "CenterLossEmbedder"}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,14 @@ def test_device_check_dry_run_every_check_ok_for_every_estimator(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     seen = {(row["check"], row["estimator"]) for row in rows}
     assert {(c, e) for c in CHECKS for e in ESTIMATORS} <= seen
+    assert {("data_parallel", e) for e in DATA_PARALLEL} <= seen
     assert all(row.get("skipped") for row in rows if row["check"] == "sync")
+    # On the CPU: a resumed fit, bf16_inference and a group of one change nothing.
+    for row in rows:
+        if row["check"] in ("resume", "bf16", "data_parallel"):
+            assert row["max_abs_diff"] == 0.0, row
+    resumed = [row["detail"] for row in rows if row["check"] == "resume"]
+    assert all(d["epochs_after_resume"] < d["epochs_uninterrupted"] for d in resumed)
     assert all(set(row) >= {"check", "estimator", "ok", "detail", "seconds"} for row in rows)
     # $OUT gets the same lines.
     written = (tmp_path / "device_check.jsonl").read_text().splitlines()
@@ -128,3 +137,24 @@ def test_check_sync_deferred_losses_outside_window_pass(device_check, fake_sync,
     row = _sync_row(device_check, "CenterLossEmbedder")
     assert row["ok"], row
     assert "error" in fake_sync["modes"] and fake_sync["mode"] == 0
+
+
+def test_check_resume_fit_started_over_fails(device_check, one_thread, tmp_path, monkeypatch):
+    # A resumed fit that ignores its checkpoint trains every epoch again: the
+    # check must say so, even though the model is the same.
+    build = device_check.build
+
+    def forgetful(name, device, epochs, tiny, **extra):
+        if "checkpoint" in extra and not isinstance(extra["callbacks"][0],
+                                                    device_check._InterruptAt):
+            extra["checkpoint"] = str(tmp_path / "elsewhere")
+        return build(name, device, epochs, tiny, **extra)
+
+    monkeypatch.setattr(device_check, "build", forgetful)
+    tasks = device_check.make_tasks(device_check.load_faces())
+    rep = device_check.Reporter()
+    device_check.check_resume(rep, "KeypointRegressor", *tasks["KeypointRegressor"],
+                              [("cpu", "cpu")], 3, True, tmp_path)
+    (row,) = rep.rows
+    assert not row["ok"] and row["identical"]
+    assert row["detail"]["epochs_after_resume"] == row["detail"]["epochs_uninterrupted"] == 3
