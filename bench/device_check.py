@@ -677,7 +677,9 @@ def dp_worker(work, names, device, epochs, tiny):
                 cuda_device = torch.cuda.current_device() if torch.cuda.is_available() else None
                 est = build(name, device, epochs, tiny).fit(X, y)
             out = outputs(est, name, X)
-            ok, numbers = compare(ref, out, SAME_RTOL)
+            # One process trains as outside the block; on CUDA, cuDNN's backward
+            # may still sum in another order from one fit to the next.
+            ok, numbers = compare(ref, out, SAME_RTOL if device == "cpu" else CROSS_RTOL)
             rep.emit("data_parallel", name, ok,
                      f"{backend} group of {size} on {device} (current CUDA device "
                      f"{cuda_device}) vs the same fit outside data_parallel",
