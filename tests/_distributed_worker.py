@@ -3,10 +3,12 @@
 Run as a script with the launcher's environment (RANK, WORLD_SIZE,
 MASTER_ADDR, MASTER_PORT), it fits each scenario inside
 ``skface.parallel.data_parallel()`` and writes ``rank<r>.npz`` to the folder
-given as its argument. The test process imports the same scenario functions
-to fit them in one process, for comparison.
+given as its argument (``--exit-only``: one short fit, for the exit-abort
+loop of bench/ddp_exit_loop.py). The test process imports the same scenario
+functions to fit them in one process, for comparison.
 """
 
+import glob
 import json
 import os
 import sys
@@ -86,6 +88,29 @@ def keypoints():
     }
 
 
+def native_threads():
+    """Names of this process's native threads (Linux; empty elsewhere), Python's included."""
+    names = []
+    for path in glob.glob("/proc/self/task/*/comm"):
+        try:
+            with open(path) as f:
+                names.append(f.read().strip())
+        except OSError:  # the thread ended meanwhile
+            pass
+    return sorted(names)
+
+
+def exit_only(out):
+    """One 1-epoch fit in the block; writes the threads alive after it (the exit-abort case)."""
+    from skface.parallel import data_parallel
+
+    torch.set_num_threads(1)
+    with data_parallel(timeout=60) as group:
+        embedder(max_epochs=1)
+        rank = group.rank
+    np.savez(os.path.join(out, f"rank{rank}.npz"), threads_after_block=np.array(native_threads()))
+
+
 def main(out):
     from skface.parallel import data_parallel
 
@@ -130,10 +155,15 @@ def main(out):
         except ValueError as exc:
             errors["reordered_data"] = str(exc)
         rank = group.rank
+    # Every thread torch.distributed started (gloo's, the TCPStore's) must be gone.
+    results["threads_after_block"] = np.array(native_threads())
     np.savez(os.path.join(out, f"rank{rank}.npz"), **results)
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(errors, f)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[2:] == ["--exit-only"]:
+        exit_only(sys.argv[1])
+    else:
+        main(sys.argv[1])

@@ -172,3 +172,37 @@ def test_fit_launched_without_data_parallel_warns(monkeypatch, one_torch_thread)
     with pytest.warns(RuntimeWarning, match="not inside skface.parallel.data_parallel") as record:
         worker.embedder(max_epochs=1)
     assert record[0].filename == worker.__file__  # the line that called fit
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread names from /proc")
+def test_data_parallel_block_end_leaves_no_gloo_thread(ranks):
+    # A gloo thread still running at exit can abort the process after its work
+    # ("terminate called without an active exception"): the group must be freed.
+    for rank, (results, _) in enumerate(ranks):
+        left = [name for name in results["threads_after_block"]
+                if name.startswith(("gloo", "pt_gloo", "pt_tcpstore"))]
+        assert left == [], f"rank {rank}: {left}"
+
+
+def _one_process_launch(monkeypatch):
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+
+
+def test_data_parallel_group_still_referenced_after_block_warns(monkeypatch):
+    _one_process_launch(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="still holds a reference") as record:
+        with data_parallel(backend="gloo"):
+            held = torch.distributed.group.WORLD  # what a module default would pin
+    assert record[0].filename == __file__  # the block's line, not contextlib's
+    del held
+
+
+def test_data_parallel_group_freed_after_block_no_warning(monkeypatch, recwarn):
+    _one_process_launch(monkeypatch)
+    with data_parallel(backend="gloo"):
+        torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)  # imports torch._dynamo
+    assert not [w for w in recwarn if "still holds a reference" in str(w.message)]
+    assert not torch.distributed.is_initialized()

@@ -3,7 +3,9 @@
 import contextlib
 import contextvars
 import datetime
+import gc
 import os
+import weakref
 from dataclasses import dataclass
 
 # What torchrun and `accelerate launch` set in each process they start.
@@ -334,7 +336,11 @@ def data_parallel(backend=None, *, timeout=None):
     -----
     On CUDA each process uses the GPU ``$LOCAL_RANK`` (set with
     ``torch.cuda.set_device``), so ``device="auto"`` or ``"cuda"`` picks
-    its own GPU. A group started by the block is destroyed when it ends.
+    its own GPU. A group started by the block is destroyed when it ends;
+    ``torch.distributed.nn`` is imported before the group starts, so that
+    no torch module keeps the group (and gloo's threads) alive after it, and
+    a ``RuntimeWarning`` says when something still does (see the scaling
+    guide's known issue on ranks aborting at exit).
 
     Examples
     --------
@@ -362,8 +368,11 @@ def data_parallel(backend=None, *, timeout=None):
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         kwargs = {} if timeout is None else {"timeout": datetime.timedelta(seconds=timeout)}
+        _import_group_pinning_modules()
         dist.init_process_group(backend=backend, **kwargs)
         started = True
+        # Weak: only to check after the block that nothing else holds the group.
+        world = weakref.ref(dist.group.WORLD)
     group = ProcessGroup(dist.get_rank(), dist.get_world_size(), dist.get_backend())
     token = _CURRENT.set(group)
     try:
@@ -372,3 +381,41 @@ def data_parallel(backend=None, *, timeout=None):
         _CURRENT.reset(token)
         if started:
             dist.destroy_process_group()
+            _check_group_freed(world)
+
+
+def _import_group_pinning_modules():
+    """Import, while no group exists, the torch modules that pin the group imported later.
+
+    ``torch.distributed.nn.functional`` binds ``group.WORLD``, the default
+    group *at import time*, as the default argument of its ten collectives.
+    Imported while a group exists (torch's optimizers import
+    ``torch._dynamo``, which imports it through ``torch.distributed.fsdp``,
+    when the first one is built: at the first fit in the block), it keeps
+    that group alive after ``destroy_process_group()``: gloo's threads then
+    still run at exit, and the process can abort with "terminate called
+    without an active exception". Imported before the group, the defaults
+    are None (the default group at call time). See the data-parallel
+    known issues in the scaling guide.
+    """
+    import torch.distributed.nn  # noqa: F401
+
+
+def _check_group_freed(world):
+    """Warn when the group the block started outlives its ``destroy_process_group()``."""
+    if world() is None:
+        return
+    gc.collect()  # a reference cycle (a traceback kept by a caught error) may hold it
+    if world() is None:
+        return
+    from .._warnings import warn_at_caller
+
+    warn_at_caller(
+        "data_parallel() destroyed its process group, but something still holds a "
+        "reference to it: its communication threads keep running, and the process may "
+        "abort at exit ('terminate called without an active exception') after its work "
+        "is done. A module imported inside the block may hold it (as "
+        "torch.distributed.nn does when imported while a group exists): import that "
+        "module before the block.",
+        RuntimeWarning, internal=(contextlib.__file__,),
+    )
