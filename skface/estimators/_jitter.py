@@ -238,7 +238,10 @@ class JitterAugmented(MetaEstimatorMixin, BaseEstimator):
         self._check_params()
         X = self._check_X(X)
         n = len(X)
-        n_targets = np.shape(y)[0] if y is not None and np.ndim(y) else None
+        # np.asarray, not np.shape/np.ndim: array-likes that only offer __array__
+        # (scikit-learn's checks pass one) refuse numpy's other functions.
+        y_array = None if y is None else np.asarray(y)
+        n_targets = len(y_array) if y_array is not None and y_array.ndim else None
         if n_targets is not None and n_targets != n:
             # Checked here: the estimator would see the augmented count, not the user's.
             raise ValueError(
