@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1] / "skface"
 LAYERS = [
     ["skface._warnings", "skface._params", "skface.nn", "skface.metrics"],
     ["skface._version", "skface._registry", "skface._validation", "skface._plugins",
-     "skface._device", "skface._atomic"],
+     "skface._device", "skface._atomic", "skface._command"],
     ["skface.datasets", "skface.preprocessing", "skface.backbones", "skface.plotting"],
     ["skface.models"],
     # Model files name classes by checked strings, so _persist never imports the

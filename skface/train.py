@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._atomic import WriteError
+from ._registry import estimator_class
 
 __all__ = ["PRESETS", "RECIPES", "Preset", "Recipe", "UnsavedModelError", "get_recipe", "train"]
 
@@ -20,9 +21,7 @@ PRESETS = ("quick", "full")
 
 def _estimator(class_name, **params):
     # Imported on call: listing recipes (``skface train --help``) must not load torch.
-    from . import estimators
-
-    return getattr(estimators, class_name)(**params)
+    return estimator_class(class_name)(**params)
 
 
 def _make(class_name, **params):
@@ -420,9 +419,9 @@ def main(argv=None):
     """``python -m skface.train``: the same command as ``skface train``.
 
     Errors the user can fix print one line and exit with status 2, as
-    ``skface train`` does (see :func:`skface.cli.run_command`).
+    ``skface train`` does (see :func:`skface._command.run_command`).
     """
-    from .cli import TRACEBACK_ENV, run_command
+    from ._command import TRACEBACK_ENV, run_command
 
     parser = build_parser()
     parser.add_argument("--traceback", action="store_true",

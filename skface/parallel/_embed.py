@@ -80,7 +80,7 @@ def load_cached(path, device="auto"):
     with _CACHE_LOCK:
         model = _CACHE.get(key)
         if model is None:
-            from skface import load
+            from .._persist import load
 
             model = load(path, device=device)
             _LOADS += 1
