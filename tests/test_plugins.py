@@ -1,7 +1,8 @@
-"""Tests for skface._plugins: the entry-point discovery behind the backbone and dataset registries."""
+"""Tests for skface._plugins: the entry-point discovery behind the backbone, dataset and detector registries."""
 
 from importlib.metadata import EntryPoint
 
+import numpy as np
 import pytest
 
 from skface import _plugins
@@ -87,3 +88,68 @@ def test_get_plugin_unknown_name_lists_available(installed):
     installed()
     with pytest.raises(ValueError, match=r"Available widgets: \(none\)"):
         _plugins.get_plugin(GROUP, "c", kind="widget")
+
+
+# -- detector backends (skface.detectors) ----------------------------------------------
+
+
+class ToyDetector:
+    """One fixed face per image, with 5 points: a backend no string branch knows of."""
+
+    landmarks = True
+
+    def detect(self, images, *, min_face_size, thresholds, device):
+        out = []
+        for image in images:
+            height, width = image.shape[:2]
+            box = np.array([[width * 0.25, height * 0.25, width * 0.75, height * 0.75]])
+            points = np.array([[[0.4, 0.4], [0.6, 0.4], [0.5, 0.5], [0.42, 0.62], [0.58, 0.62]]])
+            out.append((box, np.array([0.9]), points * [width, height]))
+        return out
+
+
+class NoDetectMethod:
+    pass
+
+
+class WrongCount(ToyDetector):
+    def detect(self, images, **params):
+        return []
+
+
+def test_detector_toy_plugin_found_by_name_and_its_landmarks_aligned_on(installed):
+    from skface.align import FaceAligner, FaceDetector, list_detectors
+
+    installed(("toy", f"{__name__}:ToyDetector"))
+    assert list_detectors() == ["cascade", "mtcnn", "toy"]  # the built-ins stay
+    image = np.zeros((40, 60, 3), np.uint8)
+    [faces] = FaceDetector("toy").fit().detect([image])
+    np.testing.assert_array_equal(faces.boxes, [[15, 10, 45, 30]])
+    assert faces.scores.tolist() == pytest.approx([0.9]) and faces.landmarks.shape == (1, 5, 2)
+    aligner = FaceAligner(FaceDetector("toy"), size=16).fit()
+    assert aligner.landmarks_ == "detector"  # landmarks=True: its 5 points, not the box
+    np.testing.assert_allclose(aligner.align([image]).landmarks[0], faces.landmarks[0])
+
+
+def test_detector_broken_plugin_warns_naming_itself_others_still_work(installed):
+    from skface.align import FaceDetector
+
+    installed(("broken", "skface_no_such_module:Detector"), ("toy", f"{__name__}:ToyDetector"))
+    with pytest.warns(RuntimeWarning, match=r"skface detector plugin 'broken' "
+                                            r"\(skface_no_such_module:Detector\) failed to load"):
+        FaceDetector("toy").fit()
+    with pytest.raises(ValueError, match=r"Unknown detector 'broken'\. Available detectors: "
+                                         r"cascade, mtcnn, toy\. Third-party detectors register "
+                                         r"under the 'skface\.detectors' entry-point group"):
+        FaceDetector("broken").fit()
+
+
+def test_detector_plugin_without_detect_or_wrong_output_named_in_error(installed):
+    from skface.align import FaceDetector
+
+    installed(("nodetect", f"{__name__}:NoDetectMethod"), ("short", f"{__name__}:WrongCount"))
+    with pytest.raises(TypeError, match=r"plugin 'nodetect' .*NoDetectMethod\) made a "
+                                        r"NoDetectMethod with no detect method"):
+        FaceDetector("nodetect").fit()
+    with pytest.raises(ValueError, match=r"detector 'short' returned 0 detection\(s\) for 1 image"):
+        FaceDetector("short").fit().detect([np.zeros((20, 20, 3), np.uint8)])

@@ -1,16 +1,19 @@
 """Face detection and alignment: FaceDetector and FaceAligner, scikit-learn transformers."""
 
 from ._aligner import FaceAligner, NoFaceError, similarity_matrix
+from ._backends import DetectorBackend, list_detectors
 from ._detector import Detections, FaceDetector
 from ._templates import FIVE_POINTS, template_points
 
 __all__ = [
+    "DetectorBackend",
     "Detections",
     "FIVE_POINTS",
     "FaceAligner",
     "FaceDetector",
     "NoFaceError",
     "fetch_mtcnn_weights",
+    "list_detectors",
     "similarity_matrix",
     "template_points",
 ]

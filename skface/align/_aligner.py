@@ -10,13 +10,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._params import check_choice, check_number
 from .._warnings import warn_at_caller
+from ._backends import get_detector
 from ._detector import FaceDetector, _check_fit_input
 from ._images import read_image_list, restore_images
 from ._templates import ALIGN_68, template_points
 
 __all__ = ["FaceAligner", "NoFaceError", "similarity_matrix"]
 
-_NO_FACE = ("raise", "center")
+_NO_FACE = ("center", "raise")
 
 # The shared 68-point keypoint set frames each face with its image side about
 # 2.4 times the side of the points' box (median 2.3 wide, 2.5 high), the box's
@@ -119,9 +120,9 @@ class FaceAligner(TransformerMixin, BaseEstimator):
       as the shared keypoint set frames its faces, then again around its own
       first estimate; the brows, eyes, nose and mouth (points 17-67) are
       fitted;
-    - MTCNN's 5 points (``FaceDetector("mtcnn")``, ``landmarks="auto"``):
-      eye centres, nose tip and mouth corners, against the same template's 5
-      points;
+    - the detector's 5 points (MTCNN's, ``FaceDetector("mtcnn")``, or any
+      backend that gives them; ``landmarks="auto"``): eye centres, nose tip
+      and mouth corners, against the same template's 5 points;
     - the box alone (the cascade, or ``landmarks="box"``): the box is taken
       as the template's face box, a scale and shift without rotation.
 
@@ -142,11 +143,15 @@ class FaceAligner(TransformerMixin, BaseEstimator):
         of its side on each side: 0 crops as tightly as OpenFace does, and
         as UTKFace's released chips are framed (their median, measured
         through MTCNN's points, is -0.01); 0.25 keeps some hair and the ears.
-    no_face : {"raise", "center"}, default="raise"
-        When the detector finds no face in an image: "raise" a
-        :class:`NoFaceError` naming the images; "center" crop the centre
-        square instead, warn naming how many, and say which in
-        :meth:`align`'s ``found``.
+    no_face : {"center", "raise"}, default="center"
+        When the detector finds no face in an image: "center" crops the
+        centre square instead, gives one warning per call saying how many
+        of how many and naming the first few, and records which in
+        ``not_found_`` (and :meth:`align`'s ``found``), so that a long fit
+        in a Pipeline is not lost over a few faceless images; "raise"
+        raises a :class:`NoFaceError` naming them (after detecting every
+        image of the call: the detection is the expensive part, and the
+        error names all of them at once).
     image_shape : tuple of int (H, W) or (H, W, C), default=None
         Shape of one image, to read flat rows.
 
@@ -158,6 +163,11 @@ class FaceAligner(TransformerMixin, BaseEstimator):
         Where the landmarks come from.
     landmark_model_ : KeypointRegressor or None
         The regressor given (not a copy).
+    not_found_ : list of str
+        Set by each :meth:`transform` and :meth:`align` call (and so by
+        ``fit_transform`` in a Pipeline): the names of that call's images
+        where no face was found and the centre was cropped (file names,
+        else ``"image <i>"``); empty when every image had a face.
 
     Examples
     --------
@@ -169,7 +179,7 @@ class FaceAligner(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, detector=None, landmarks="auto", *, size=96, padding=0.0,
-                 no_face="raise", image_shape=None):
+                 no_face="center", image_shape=None):
         self.detector = detector
         self.landmarks = landmarks
         self.size = size
@@ -198,7 +208,7 @@ class FaceAligner(TransformerMixin, BaseEstimator):
     def _resolve_landmarks(self, detector):
         if isinstance(self.landmarks, str):
             check_choice("landmarks", self.landmarks, ("auto", "box"))
-            if self.landmarks == "auto" and detector.backend == "mtcnn":
+            if self.landmarks == "auto" and getattr(get_detector(detector.backend), "landmarks", False):
                 return "detector", None
             return "box", None
         from ..estimators import KeypointRegressor
@@ -289,19 +299,21 @@ class FaceAligner(TransformerMixin, BaseEstimator):
         batch = read_image_list(X, image_shape=self.image_shape, estimator="FaceAligner")
         detections = self.detector_._detect_batch(batch)
         found = np.array([len(d.boxes) > 0 for d in detections])
-        if not found.all():
-            missing = [name for name, ok in zip(batch.names, found) if not ok]
+        missing = [name for name, ok in zip(batch.names, found) if not ok]
+        self.not_found_ = missing
+        if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             if self.no_face == "raise":
                 raise NoFaceError(
                     f"FaceAligner found no face in {len(missing)} of {len(found)} image(s): "
-                    f"{shown}. Set no_face='center' to crop their centres instead (align() "
-                    "then says which), or try FaceDetector(min_face_size=...) smaller, or "
-                    "the other backend."
+                    f"{shown}. Leave no_face='center' (the default) to crop their centres "
+                    "instead (not_found_ then names them), or try FaceDetector(min_face_size=...) "
+                    "smaller, or another backend."
                 )
             warn_at_caller(
                 f"FaceAligner found no face in {len(missing)} of {len(found)} image(s) "
-                f"({shown}) and cropped their centres; align(X).found says which."
+                f"({shown}) and cropped their centres; its not_found_ (and align(X).found) "
+                "says which. Pass no_face='raise' to stop instead."
             )
         boxes = np.full((len(found), 4), np.nan)
         for i, det in enumerate(detections):

@@ -1,6 +1,5 @@
-"""FaceDetector: face boxes and 5 landmarks per image, by the bundled cascade or MTCNN."""
+"""FaceDetector: face boxes and 5 landmarks per image, by a registered backend (MTCNN, the cascade)."""
 
-import functools
 import numbers
 import os
 from typing import NamedTuple
@@ -9,12 +8,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .._params import check_choice, check_number
+from ._backends import check_detections, get_detector
 from ._images import read_image_list
 from ._templates import FIVE_POINTS
 
 __all__ = ["Detections", "FaceDetector"]
 
-_BACKENDS = ("cascade", "mtcnn")
 _SELECT = ("largest", "score", "center")
 
 
@@ -53,14 +52,6 @@ def _order(det, select, shape):
     return Detections(boxes[order], scores[order], None if landmarks is None else landmarks[order])
 
 
-@functools.lru_cache(maxsize=4)
-def _mtcnn_nets(device):
-    """MTCNN's three nets on ``device``, read from the cache once per process."""
-    from ._mtcnn import fetch_mtcnn_weights, load_mtcnn_nets
-
-    return load_mtcnn_nets(fetch_mtcnn_weights(), device=device)
-
-
 def _check_fit_input(X, image_shape, name):
     """Validate arrays given to a fit that learns nothing (files are left unread)."""
     if X is None:
@@ -73,7 +64,9 @@ def _check_fit_input(X, image_shape, name):
 class FaceDetector(TransformerMixin, BaseEstimator):
     """Faces in images: a box (and, with MTCNN, 5 landmarks) for each.
 
-    Two backends:
+    Backends are plugins of the ``skface.detectors`` entry-point group
+    (see :class:`DetectorBackend` and :func:`list_detectors`); two are
+    built in:
 
     - ``"cascade"``: scikit-image's LBP frontal-face cascade, bundled with
       scikit-image (nothing to download); boxes only, CPU.
@@ -88,7 +81,9 @@ class FaceDetector(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    backend : {"cascade", "mtcnn"}, default="cascade"
+    backend : str, default="cascade"
+        A registered detector name: "cascade", "mtcnn", or a third party's
+        (see :func:`list_detectors`).
     min_face_size : int, default=20
         Smallest face searched, in pixels of the image.
     select : {"largest", "score", "center"}, default="largest"
@@ -136,7 +131,7 @@ class FaceDetector(TransformerMixin, BaseEstimator):
         return tags
 
     def _check_params(self):
-        check_choice("backend", self.backend, _BACKENDS)
+        backend = get_detector(self.backend)
         check_choice("select", self.select, _SELECT)
         check_number("min_face_size", self.min_face_size, numbers.Integral, low=1)
         try:
@@ -150,7 +145,7 @@ class FaceDetector(TransformerMixin, BaseEstimator):
             )
         from .._device import resolve_device
 
-        return resolve_device(self.device), thresholds
+        return backend, resolve_device(self.device), thresholds
 
     def fit(self, X=None, y=None):
         """Check the parameters; the detector learns nothing from ``X``.
@@ -166,7 +161,7 @@ class FaceDetector(TransformerMixin, BaseEstimator):
         -------
         self : FaceDetector
         """
-        self.device_, _ = self._check_params()
+        _, self.device_, _ = self._check_params()
         self.backend_ = self.backend
         _check_fit_input(X, self.image_shape, "FaceDetector")
         return self
@@ -189,22 +184,11 @@ class FaceDetector(TransformerMixin, BaseEstimator):
         return self._detect_batch(batch)
 
     def _detect_batch(self, batch):
-        device, thresholds = self._check_params()
+        backend, device, thresholds = self._check_params()
         images = [batch.as_uint8(i) for i in range(len(batch.images))]
-        if self.backend == "cascade":
-            from ._cascade import detect_cascade
-
-            raw = detect_cascade(images, min_face_size=self.min_face_size)
-        else:
-            from ..parallel import fit_threads
-            from ._mtcnn import detect_mtcnn
-
-            # The thread rule of fits (skface.parallel.fit_threads) for the networks too.
-            with fit_threads():
-                raw = detect_mtcnn(
-                    images, weights=_mtcnn_nets(device), device=device,
-                    min_face_size=self.min_face_size, thresholds=thresholds,
-                )
+        raw = backend.detect(images, min_face_size=self.min_face_size, thresholds=thresholds,
+                             device=device)
+        raw = check_detections(raw, images, self.backend)
         return [_order(det, self.select, image.shape[:2]) for det, image in zip(raw, images)]
 
     def transform(self, X):

@@ -149,7 +149,9 @@ def test_detector_set_output_pandas_named_columns(astronaut):
 
 @pytest.mark.parametrize(
     "params, match",
-    [({"backend": "dlib"}, "backend must be one of"), ({"select": "big"}, "select"),
+    [({"backend": "dlib"}, r"Unknown detector 'dlib'\. Available detectors: cascade, mtcnn\. "
+                           r"Third-party detectors register under the 'skface\.detectors'"),
+     ({"select": "big"}, "select"),
      ({"min_face_size": 0}, "min_face_size"), ({"thresholds": (0.5, 0.5)}, "thresholds")],
 )
 def test_detector_bad_params_raise_at_fit(params, match):
@@ -202,7 +204,33 @@ def test_aligner_box_crop_matches_box_pixels(astronaut):
 def test_aligner_no_face_raise_names_images():
     images = [np.zeros((60, 60, 3), np.uint8), np.full((60, 70, 3), 9, np.uint8)]
     with pytest.raises(NoFaceError, match=r"2 of 2 image\(s\): image 0, image 1"):
-        FaceAligner().fit().transform(images)
+        FaceAligner(no_face="raise").fit().transform(images)
+
+
+def test_aligner_default_no_face_keeps_going_one_warning_not_found_(astronaut, tmp_path):
+    # A Pipeline's long fit is not lost over a few faceless files: by default their
+    # centres are cropped, one warning counts them and names the first, and
+    # not_found_ names them all.
+    paths = []
+    for i in range(7):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(astronaut if i == 3 else np.full((40, 40, 3), 20 * i, np.uint8)).save(path)
+        paths.append(str(path))
+    aligner = FaceAligner(FaceDetector(min_face_size=60), size=16)
+    assert aligner.no_face == "center"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        crops = aligner.fit_transform(paths)
+    messages = [str(w.message) for w in record if "no face" in str(w.message)]
+    assert len(messages) == 1
+    assert messages[0].startswith(
+        f"FaceAligner found no face in 6 of 7 image(s) ({paths[0]}, {paths[1]}, {paths[2]}, "
+        f"{paths[4]}, {paths[5]} and 1 more) and cropped their centres; its not_found_"
+    )
+    assert crops.shape == (7, 16, 16, 3)
+    assert aligner.not_found_ == [p for i, p in enumerate(paths) if i != 3]
+    aligner.transform(paths[3:4])  # each call says its own
+    assert aligner.not_found_ == []
 
 
 def test_aligner_no_face_center_warns_and_records(astronaut):
