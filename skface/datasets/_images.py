@@ -79,12 +79,31 @@ def image_sizes(paths, *, dataset=None, n_threads=4):
         return np.array(list(pool.map(size, paths)), dtype=np.int64).reshape(-1, 2)
 
 
+# Pillow's modes of 16- and 32-bit integer pixels. Its convert("RGB") clips them at 255
+# (a 16-bit photo turns white): they are read on the 16-bit range instead, as the
+# detectors read them (skface.align._images).
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_WHITE_16 = 65535.0
+
+
+def _wide_to_unit(img):
+    """A 16-bit grey PIL image as a mode "F" image of values in [0, 1] (white 65535)."""
+    from PIL import Image
+
+    pixels = np.asarray(img, dtype=np.float32)
+    return Image.fromarray(np.clip(pixels, 0, _WHITE_16) / _WHITE_16, mode="F")
+
+
 def read_images(paths, *, box=None, size=None, color=False, n_threads=4, dataset=None):
     """Decode images into a float32 array with values in [0, 1].
 
     Decoding follows scikit-learn's LFW loader exactly (crop, then PIL's
     default resize, then divide by 255, grey = mean of R, G, B) so arrays
     agree with ``sklearn.datasets.fetch_lfw_people`` on the same files.
+    16-bit grey files (PNG, TIFF; Pillow's modes ``"I;16"`` and ``"I"``)
+    are divided by 65535 instead, after clipping to 0..65535, and cropped
+    and resized as floats: Pillow's RGB conversion would clip them at 255,
+    turning them white. In colour their grey is repeated over R, G and B.
 
     Parameters
     ----------
@@ -128,14 +147,20 @@ def read_images(paths, *, box=None, size=None, color=False, n_threads=4, dataset
         # here, with its name, whichever dataset it belongs to.
         try:
             with Image.open(path) as img:
-                img = img.convert("RGB") if img.mode != "RGB" else img
+                wide = img.mode in _WIDE_MODES
+                if wide:
+                    img = _wide_to_unit(img)
+                elif img.mode != "RGB":
+                    img = img.convert("RGB")
                 if box is not None:
                     img = img.crop(box)
                 if pil_size is not None and img.size != pil_size:
                     img = img.resize(pil_size)
-                face = np.asarray(img, dtype=np.float32)
+                face = np.array(img, dtype=np.float32)
         except (*_DECODE_ERRORS, Image.DecompressionBombError) as exc:
             raise _decode_error(path, dataset, exc) from exc
+        if wide:
+            return np.repeat(face[:, :, None], 3, axis=2) if color else face
         face /= 255.0
         return face if color else face.mean(axis=2)
 

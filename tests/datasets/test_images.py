@@ -99,3 +99,21 @@ def test_is_image_name_hidden_and_non_images_false(name, expected):
     from skface.datasets._images import is_image_name
 
     assert is_image_name(name) is expected
+
+
+@pytest.mark.parametrize("color", [True, False])
+def test_read_images_16bit_png_scaled_by_65535_not_clipped_white(tmp_path, color):
+    from PIL import Image
+
+    # A 16-bit grey gradient: Pillow's convert("RGB") clipped every value above 255,
+    # so all but the darkest pixels read as white (1.0).
+    pixels = np.linspace(0, 65535, 20 * 30).reshape(20, 30).astype(np.uint16)
+    Image.fromarray(pixels).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode in ("I;16", "I")
+    faces = read_images([tmp_path / "deep.png"], color=color)
+    grey = faces[0][..., 0] if color else faces[0]
+    np.testing.assert_allclose(grey, pixels / 65535.0, atol=1e-6)
+    if color:
+        assert faces.shape == (1, 20, 30, 3) and (faces[0] == grey[..., None]).all()
+    small = read_images([tmp_path / "deep.png"], size=(10, 15), box=(0, 0, 30, 20), color=color)
+    assert 0.4 < small.mean() < 0.6  # the gradient's mean, resized as floats
