@@ -619,8 +619,8 @@ class FaceEstimatorMixin(ImageInputMixin):
             if epochs > 0:
                 from ..parallel import fit_threads
 
-                # Each stage decides its thread count afresh (skface.parallel.fit_threads):
-                # a competing process may have started or ended since the last one.
+                # Each stage enters the thread rule (skface.parallel.fit_threads): the
+                # fit's own count, or under the adaptive policy one decided afresh.
                 with sigint_guard(net), fit_threads():
                     net.partial_fit(X, y, epochs=epochs)
                 if net.interrupted_:
@@ -649,7 +649,7 @@ class FaceEstimatorMixin(ImageInputMixin):
         """``fn`` over batches of ``X`` (as :meth:`_apply_batched`), one float32 CPU tensor each.
 
         Under the thread rule of fits (:func:`skface.parallel.fit_threads`):
-        inference on a busy machine suffers from too many threads as training does.
+        the same thread count as a fit, so the same features whatever the load.
         In float32, on CUDA too, unless inside :func:`skface.bf16_inference`.
         """
         from ..parallel import fit_threads

@@ -32,7 +32,8 @@ _PROC_STAT = "/proc/stat"
 # Set inside a torch_threads() block: the caller chose the thread count there.
 _EXPLICIT = contextvars.ContextVar("skface_explicit_threads", default=None)
 # Inside a fit: torch's setting when the outermost fit_threads() began, the most a
-# stage of that fit may use (a stage after a busy spell can go back up to it).
+# stage of that fit may use (under the adaptive policy a stage after a busy spell
+# can go back up to it).
 _CEILING = contextvars.ContextVar("skface_thread_ceiling", default=None)
 
 
