@@ -27,7 +27,7 @@ __all__ = ["FaceEstimatorMixin", "FaceNet", "LRSchedule", "TensorBatches", "one_
 
 
 def to_tensor(array, device):
-    """A float32 tensor on ``device``, in :func:`standard_layout` (NCHW images channels_last on CUDA).
+    """A float32 tensor on ``device``, in :func:`standard_layout` (channels_last images on CUDA).
 
     :class:`~skface._validation.RawImages` are converted on the device, in
     blocks (the whole set ends on the device as float32: for small sets;

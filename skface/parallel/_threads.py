@@ -60,7 +60,7 @@ def _check_policy(policy, name):
 
 
 def _policy():
-    """The thread policy in effect: a :func:`thread_policy` block's, else ``$SKFACE_THREAD_POLICY``."""
+    """The policy in effect: a :func:`thread_policy` block's, else ``$SKFACE_THREAD_POLICY``'s."""
     policy = _POLICY.get()
     if policy is not None:
         return policy
