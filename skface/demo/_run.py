@@ -72,7 +72,7 @@ def run_demo(
     Returns
     -------
     result : dict
-        The contents of ``metrics.json``, plus ``"report"``: the report's path.
+        The contents of ``metrics.json``, plus ``"report"``: the report's absolute path.
 
     Raises
     ------
@@ -144,7 +144,7 @@ def run_demo(
         log(f"ran on scikit-image's bundled LFW sample instead of the data home: "
             f"{', '.join(fallback)}")
     log(f"report: {report.resolve()} ({run['wall_seconds']:.0f} s in all)")
-    return {**metrics_dict(run, sections), "report": str(report)}
+    return {**metrics_dict(run, sections), "report": str(report.resolve())}
 
 
 def prepare_out_dir(out_dir):
