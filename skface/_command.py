@@ -137,3 +137,65 @@ def run_command(func, args, prog):
             traceback.print_exc()
         print(f"{prog}: error: {error_message(exc)}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def human_size(nbytes):
+    """``nbytes`` as people read it: "512 B", "2.0 KB", "380.4 MB", "1.1 GB" (powers of 1024)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if nbytes < 1024 or unit == "GB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+
+
+def _images(shape):
+    """ "32x32 RGB images" from a fitted ``image_shape_`` (height, width, channels)."""
+    if not (isinstance(shape, list) and len(shape) == 3
+            and all(isinstance(n, int) for n in shape)):
+        return f"image_shape_ {shape}"
+    height, width, channels = shape
+    kind = {1: "grey", 3: "RGB"}.get(channels, f"{channels}-channel")
+    return f"{height}x{width} {kind} images (image_shape_ {height}, {width}, {channels})"
+
+
+def describe_lines(description):
+    """What ``skface info`` prints of :func:`skface._persist.describe`'s dict, line by line.
+
+    Parameters
+    ----------
+    description : dict
+        As returned by ``describe(path)``.
+
+    Returns
+    -------
+    lines : list of str
+        The file and its size, the class, the input it takes, the weights'
+        count, the training notes and the versions; one ``key  value`` per
+        line.
+    """
+    d = description
+    module, _, name = str(d["class"]).rpartition(":")
+    inputs = dict(d.get("input") or {})
+    shape = inputs.pop("image_shape_", None)
+    if shape is not None:
+        takes = _images(shape)
+    elif d.get("fitted"):
+        takes = "not recorded (no image_shape_)"
+    else:
+        takes = "not fitted: set by its first fit"
+    if inputs:
+        takes += "; " + ", ".join(f"{key}={value}" for key, value in inputs.items())
+    notes = d.get("info") or {}
+    lines = [
+        ("file", f"{d['file']} ({human_size(d['bytes'])})"),
+        ("class", f"{name} ({module}){', fitted' if d.get('fitted') else ', not fitted'}"),
+        ("input", takes),
+        ("weights", f"{d['n_tensors']} tensors, {d['n_values']:,} values"),
+    ]
+    if notes:
+        lines += [("trained" if i == 0 else "", f"{key}: {value}")
+                  for i, (key, value) in enumerate(notes.items())]
+    else:
+        lines.append(("trained", "no notes in the file (saved without info=)"))
+    lines.append(("versions", f"skface {d.get('skface_version')}, torch "
+                              f"{d.get('torch_version')}, model format {d.get('format_version')}"))
+    return [f"{key:<9} {value}".rstrip() for key, value in lines]

@@ -1,4 +1,4 @@
-"""Command line: ``skface demo``, ``datasets``, ``fetch NAME``, ``models``, ``train``, ``embed``.
+"""The ``skface`` command line: demo, datasets, fetch, models, train, info, cache, embed.
 
 Every command turns a failure the user can fix (a missing, unreadable or damaged file,
 a failed download, an unknown name, a bad value) into one line on stderr,
@@ -11,24 +11,25 @@ import argparse
 import os
 import sys
 
-from ._command import (  # noqa: F401 (re-exported: skface.cli's documented names)
+from ._command import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_STAGES_FAILED,
     EXIT_UNEXPECTED_EXIT,
     TRACEBACK_ENV,
+    describe_lines,
     error_message,
     expected_errors,
+    human_size,
     run_command,
     traceback_wanted,
 )
 
-
-def _human(nbytes):
-    for unit in ("B", "KB", "MB", "GB"):
-        if nbytes < 1024 or unit == "GB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024
+# The exit statuses and error helpers live in skface._command (train uses them too);
+# re-exported here, where commands and tests have always found them.
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_STAGES_FAILED", "EXIT_UNEXPECTED_EXIT",
+           "TRACEBACK_ENV", "build_parser", "error_message", "expected_errors", "main",
+           "run_command"]
 
 
 def _check_data_home(home):
@@ -73,7 +74,7 @@ def _cmd_datasets(args):
         owner = min(folder_names, key=lambda n: (len(infos[n].required), n))
         nbytes = infos[owner].size_on_disk(home)  # skips what it cannot read
         total += nbytes
-        rows[owner][2] = _human(nbytes)
+        rows[owner][2] = human_size(nbytes)
         for name in folder_names:
             if name != owner:
                 rows[name][2] = f"shared with {owner}"
@@ -86,7 +87,7 @@ def _cmd_datasets(args):
         cite = citation if args.full or len(citation) <= 70 else citation[:67] + "..."
         print(f"{name:<{width}}  {is_present:<{present_w}}  {size:>{size_w}}  {cite}")
     n_folders = len(by_folder)
-    print(f"total: {_human(total)} on disk in {n_folders} dataset folder"
+    print(f"total: {human_size(total)} on disk in {n_folders} dataset folder"
           f"{'' if n_folders == 1 else 's'} (a folder shared by several datasets "
           "counted once)")
     for name, exc in unreadable:
@@ -153,6 +154,144 @@ def _cmd_models(args):
     return 0
 
 
+def _tree_size(path):
+    """Bytes and files under ``path`` (links not followed; what cannot be read is skipped)."""
+    total = files = 0
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+                files += 1
+            except OSError:
+                pass
+    return total, files
+
+
+def _is_scratch(name):
+    # An entry being written or removed (skface.datasets._cache), or left by a killed process.
+    return name.startswith(".") and (".tmp-" in name or ".trash-" in name)
+
+
+def _is_dataset_cache(folder):
+    """Whether ``folder`` holds only decoded-array entries (each with its manifest.json)."""
+    from skface.datasets._cache import MANIFEST
+
+    try:
+        with os.scandir(folder) as entries:
+            return all(
+                _is_scratch(e.name) if e.name.startswith(".")
+                else e.is_dir(follow_symlinks=False) and os.path.isfile(
+                    os.path.join(e.path, MANIFEST))
+                for e in entries
+            )
+    except OSError:
+        return False
+
+
+def _cache_entries(root):
+    """skface's entries in the cache, ``[(kind, name, path)]``, and the other names there.
+
+    A folder of the cache is a dataset's only when it holds nothing but
+    decoded-array entries: ``--clear`` never removes what skface did not
+    write (``$SKFACE_CACHE`` may name a folder that holds other things).
+    """
+    entries, other = [], []
+    try:
+        children = sorted(os.scandir(root), key=lambda e: e.name)
+    except FileNotFoundError:
+        return entries, other
+    for child in children:
+        if child.name == "models" and child.is_dir(follow_symlinks=False):
+            for model in sorted(os.scandir(child.path), key=lambda e: e.name):
+                if not _is_scratch(model.name):
+                    entries.append(("model", model.name, model.path))
+        elif child.is_dir(follow_symlinks=False) and not child.name.startswith(".") \
+                and _is_dataset_cache(child.path):
+            entries.append(("dataset", child.name, child.path))
+        else:
+            other.append(child.name)
+    entries.sort(key=lambda e: (e[0] != "dataset", e[1]))  # datasets, then models
+    return entries, other
+
+
+def _remove(path):
+    """Delete a cache entry: renamed aside first, so that no reader finds it half deleted."""
+    import shutil
+    import uuid
+
+    path = os.fspath(path)
+    trash = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.trash-"
+                                                f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    os.rename(path, trash)
+    if os.path.isdir(trash) and not os.path.islink(trash):
+        shutil.rmtree(trash)
+    else:
+        os.unlink(trash)
+
+
+def _cmd_cache(args):
+    from skface.datasets import get_cache_home
+
+    root = get_cache_home(args.cache_home)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"the cache {root} is a file, not a folder: set SKFACE_CACHE "
+                                 "(or --cache-home) to a folder.")
+    print(f"cache: {root}")
+    entries, other = _cache_entries(root)
+    if args.clear is not None:
+        return _clear_cache(root, entries, args.clear)
+    if not entries:
+        print("empty: nothing decoded or downloaded yet.")
+    else:
+        rows = []
+        for kind, name, path in entries:
+            nbytes, files = _tree_size(path)
+            if kind == "dataset":
+                n = sum(1 for e in os.scandir(path) if not e.name.startswith("."))
+                what = f"{n} decoded version{'' if n == 1 else 's'}"
+            else:
+                what = f"{files} file{'' if files == 1 else 's'}"
+            rows.append((kind, name, nbytes, what))
+        name_w = max(4, *(len(r[1]) for r in rows))
+        print(f"{'kind':<7}  {'name':<{name_w}}  {'size':>9}  contents")
+        for kind, name, nbytes, what in rows:
+            print(f"{kind:<7}  {name:<{name_w}}  {human_size(nbytes):>9}  {what}")
+        print(f"total: {human_size(sum(r[2] for r in rows))} in {len(rows)} entr"
+              f"{'y' if len(rows) == 1 else 'ies'}; 'skface cache --clear [NAME ...]' removes "
+              "them (datasets are decoded again from the data home, models downloaded again, "
+              "when next used)")
+    if other:
+        print(f"not skface's, never cleared: {', '.join(other)}")
+    return 0
+
+
+def _clear_cache(root, entries, names):
+    """Remove every entry (no names) or the named ones; an unknown name removes nothing."""
+    by_name = {}
+    for kind, name, path in entries:
+        by_name.setdefault(name, []).append(path)
+        if kind == "model":
+            by_name.setdefault(f"models/{name}", []).append(path)
+            by_name.setdefault("models", []).append(path)
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        known = sorted({name for _, name, _ in entries})
+        raise ValueError(
+            f"nothing called {', '.join(map(repr, unknown))} in the cache {root}; it holds: "
+            f"{', '.join(known) or '(nothing)'} ('models' for every model). Nothing was removed."
+        )
+    paths = [p for _, _, p in entries] if not names else \
+        list(dict.fromkeys(p for n in names for p in by_name[n]))
+    freed = 0
+    for path in paths:
+        nbytes, _ = _tree_size(path)
+        _remove(path)
+        freed += nbytes
+        print(f"removed {os.path.relpath(path, root)} ({human_size(nbytes)})")
+    print(f"freed {human_size(freed)}")
+    return 0
+
+
 def _cmd_demo(args):
     import matplotlib
 
@@ -207,6 +346,7 @@ def _run_embed(args, collect_image_files, embed_files_to_parquet):
     # in a second. The model read here is kept (per process) for the in-process run.
     check_output(args.out)
     box = check_box(args.box)
+    _check_embed_method(args.model, args.method, args.device)  # before any image is listed
     files = collect_image_files(args.images)
     if box is not None:
         check_box_inside(box, files[0])
@@ -236,6 +376,57 @@ def _run_embed(args, collect_image_files, embed_files_to_parquet):
     if not args.quiet:
         print(f"skface embed: {len(files)} images -> {out}")
     return 0
+
+
+def _check_embed_method(model, method, device):
+    """Refuse a model without ``method``, saying which ``--method`` it has.
+
+    The model is loaded here (once per process: the run reuses it), before
+    the images are listed, so that a wrong method fails in a second, not
+    after a folder of many files has been searched.
+    """
+    from skface.parallel._embed import METHODS, load_cached
+
+    estimator = load_cached(model, device)
+    if method in METHODS and hasattr(estimator, method):
+        return
+    name = type(estimator).__name__
+    has = [m for m in METHODS if hasattr(estimator, m)]
+    if not has:
+        raise ValueError(f"{name} has none of the methods skface embed applies "
+                         f"({', '.join(METHODS)}).")
+    raise ValueError(
+        f"{name} has no {method} method; it has {' and '.join(has)}: run again with "
+        f"--method {has[0]}."
+    )
+
+
+def _cmd_info(args):
+    import json
+
+    from skface._persist import describe
+
+    description = describe(_model_file(args.model))
+    if args.json:
+        print(json.dumps(description, indent=1))
+    else:
+        print("\n".join(describe_lines(description)))
+    return 0
+
+
+def _model_file(model):
+    """A model file's path: ``model`` itself, or a registered model's file once downloaded."""
+    from skface.models import cached_path, list_models
+
+    if os.path.isfile(model) or model not in list_models():
+        return model  # describe() says when there is no such file
+    path = cached_path(model)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{model} is a registered model not downloaded yet (it would be at {path}); "
+            f"skface.load({model!r}) downloads it."
+        )
+    return path
 
 
 def _traceback_option(parser, default):
@@ -303,6 +494,29 @@ def build_parser():
     )
     p.add_argument("--full", action="store_true", help="print whole descriptions")
     p.set_defaults(func=_cmd_models)
+    p = sub.add_parser(
+        "info", parents=[anywhere],
+        help="what a model file holds and expects (class, input shape, channels, training, "
+             "versions), read from its header without loading it",
+    )
+    p.add_argument("model", metavar="FILE",
+                   help="a model file (or a registered model's name, once downloaded)")
+    p.add_argument("--json", action="store_true", help="print skface._persist.describe's dict")
+    p.set_defaults(func=_cmd_info)
+    p = sub.add_parser(
+        "cache", parents=[anywhere],
+        help="size of each dataset's decoded arrays and each model in the cache; --clear",
+        description="List what the cache holds ($SKFACE_CACHE, else $XDG_CACHE_HOME/skface, "
+        "else ~/.cache/skface): each dataset's decoded arrays (one version per size, colour "
+        "or subset fetched) and each downloaded model, with sizes and the total. --clear "
+        "removes them, without asking.",
+    )
+    p.add_argument("--clear", nargs="*", metavar="NAME", default=None,
+                   help="remove every entry, or only those named (a dataset, a model, "
+                        "'models' for every model); nothing else in the folder is touched")
+    p.add_argument("--cache-home", default=None,
+                   help="the cache (default: $SKFACE_CACHE, else ~/.cache/skface)")
+    p.set_defaults(func=_cmd_cache)
     p = sub.add_parser(
         "embed", parents=[anywhere],
         help="apply a saved model to many image files on Dask workers; write a Parquet table",

@@ -1,4 +1,4 @@
-"""Training recipes: ``skface train RECIPE --out FILE`` fits a named model and saves it."""
+"""Training recipes: ``skface train RECIPE [--out FILE]`` fits a named model and saves it."""
 
 import argparse
 import functools
@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._atomic import WriteError
+from ._command import TRACEBACK_ENV, describe_lines, run_command
+from ._persist import describe
+from ._persist import save as _save
 from ._registry import estimator_class
 
 __all__ = ["PRESETS", "RECIPES", "Preset", "Recipe", "UnsavedModelError", "get_recipe", "train"]
@@ -230,8 +233,10 @@ def train(recipe, out, *, preset="quick", data_home=None, device="auto", n_image
     recipe : str
         A name of :data:`RECIPES`.
     out : path-like
-        The model file to write (``estimator.save(out)``; read it back with
-        :func:`skface.load`). Its folder is created if needed.
+        The model file to write, with notes on what it was trained on
+        (recipe, preset, dataset and its options, number and size of the
+        images) that ``skface info FILE`` shows; read it back with
+        :func:`skface.load`. Its folder is created if needed.
     preset : {"quick", "full"}, default="quick"
         "quick" trains in minutes on two CPU cores; "full" is meant for a GPU.
     data_home : path-like, default=None
@@ -273,8 +278,10 @@ def train(recipe, out, *, preset="quick", data_home=None, device="auto", n_image
     _check_out(out)
     estimator = settings.estimator()
     estimator.set_params(device=device, random_state=random_state, verbose=verbose)
-    bunch = fetch(recipe_.dataset, data_home=data_home, **_fetch_kwargs(settings))
+    fetch_kwargs = _fetch_kwargs(settings)
+    bunch = fetch(recipe_.dataset, data_home=data_home, **fetch_kwargs)
     X = bunch.images
+    n_available = len(X)
     y = None if recipe_.target is None else bunch[recipe_.target]
     n_images = settings.n_images if n_images is None else int(n_images)
     if n_images is not None and n_images < len(X):
@@ -288,14 +295,22 @@ def train(recipe, out, *, preset="quick", data_home=None, device="auto", n_image
         estimator.fit(X)
     else:
         estimator.fit(X, y)
+    # What it was trained on, in the file's header: `skface info FILE` shows it.
+    info = {
+        "recipe": recipe, "preset": preset, "dataset": recipe_.dataset,
+        "dataset_options": ", ".join(f"{k}={v}" for k, v in fetch_kwargs.items()) or "none",
+        "target": recipe_.target or "none (unsupervised)",
+        "n_images": len(X), "n_images_available": n_available,
+        "image_size": "x".join(str(n) for n in X.shape[1:]), "random_state": random_state,
+    }
     try:
-        estimator.save(out)
+        _save(estimator, out, info=info)
     except OSError as exc:
-        raise _unsaved(estimator, out, exc) from exc
+        raise _unsaved(estimator, out, exc, info) from exc
     return estimator
 
 
-def _unsaved(estimator, out, exc):
+def _unsaved(estimator, out, exc, info):
     """The error for a trained model that ``out`` could not take, after saving a copy elsewhere.
 
     The copy goes to the system's temporary folder: often another disk than
@@ -306,7 +321,7 @@ def _unsaved(estimator, out, exc):
     stamp = time.strftime("%Y%m%d-%H%M%S")
     fallback = Path(tempfile.gettempdir()) / f"{out.stem}-{stamp}-{os.getpid()}{out.suffix}"
     try:
-        estimator.save(fallback)
+        _save(estimator, fallback, info=info)
     except OSError as second:
         return UnsavedModelError(
             f"{said}. The trained model could not be saved in {fallback.parent} either "
@@ -371,8 +386,13 @@ def recipes_help():
 def add_arguments(parser):
     """Add ``skface train``'s arguments to an ``argparse`` parser."""
     parser.add_argument("recipe", metavar="RECIPE", help="a recipe name (listed below)")
-    parser.add_argument("--out", required=True, metavar="FILE",
-                        help="model file to write (read it with skface.load)")
+    parser.add_argument("--out", default=None, metavar="FILE",
+                        help="model file to write (read it with skface.load); default: "
+                             "RECIPE.skface in the current folder, never replaced without "
+                             "--force")
+    parser.add_argument("--force", action="store_true",
+                        help="replace RECIPE.skface when --out is not given (an --out you "
+                             "name is replaced anyway)")
     parser.add_argument("--preset", default="quick", choices=PRESETS,
                         help="quick: minutes on 2 CPU cores (default); full: for a GPU")
     parser.add_argument("--data-home", default=None,
@@ -391,7 +411,7 @@ def add_arguments(parser):
 def run(args):
     """Run ``skface train`` from parsed arguments; the exit status."""
     recipe = get_recipe(args.recipe)  # an unknown name fails before any work
-    out = Path(args.out)
+    out = _default_out(args.recipe, args.force) if args.out is None else Path(args.out)
     say = (lambda *a: None) if args.quiet else functools.partial(print, file=sys.stderr)
     say(f"skface train: {args.recipe} ({args.preset}) on {recipe.dataset}")
     start = time.perf_counter()
@@ -402,7 +422,27 @@ def run(args):
     # The sha256 is what a ModelSource entry pins: printed so that the file can be published.
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, sha256 {_sha256_of(out)}) "
           f"in {seconds:.0f} s")
+    # What the file expects (input size, channels) and holds, as `skface info` shows it.
+    for line in describe_lines(describe(out)):
+        print(f"  {line}")
     return 0
+
+
+def _default_out(recipe, force):
+    """``RECIPE.skface`` in the current folder, refused if it exists unless ``force``.
+
+    The name is skface's choice, not the user's: running a recipe again (a
+    quick run after a full one) must not replace a model that took hours,
+    so an existing default file is kept unless ``--force`` says otherwise.
+    An ``--out`` the user names is theirs to replace.
+    """
+    out = Path(f"{recipe}.skface")
+    if out.exists() and not force:
+        raise FileExistsError(
+            f"{out.resolve()} exists (the default --out of {recipe}); pass --out FILE to "
+            "write another file, or --force to replace it."
+        )
+    return out
 
 
 def build_parser(parser=None):
@@ -421,8 +461,6 @@ def main(argv=None):
     Errors the user can fix print one line and exit with status 2, as
     ``skface train`` does (see :func:`skface._command.run_command`).
     """
-    from ._command import TRACEBACK_ENV, run_command
-
     parser = build_parser()
     parser.add_argument("--traceback", action="store_true",
                         help=f"on an error, print the full traceback too (or set "

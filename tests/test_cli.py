@@ -256,17 +256,61 @@ def test_cli_datasets_unreadable_folder_row_unreadable_others_listed(tmp_path, m
     )
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="root reads folders whatever their mode")
-def test_cli_datasets_chmod_000_folder_row_unreadable(tmp_path, capsys):
+def _deny_like_chmod_000(monkeypatch, locked):
+    """Make ``locked`` behave as a chmod 000 folder does for a user who is not root.
+
+    Its listing fails, and so does reaching anything inside it (no search
+    permission), whatever call asks: os.listdir (pathlib's iterdir), os.scandir
+    (os.walk), os.stat (exists, is_dir). The folder itself can still be stat'ed.
+    """
+    locked = os.fspath(locked)
+
+    def denied(path):
+        return PermissionError(13, "Permission denied", os.fspath(path))
+
+    def inside(path):
+        try:
+            path = os.path.abspath(os.fspath(path))
+        except TypeError:  # a file descriptor
+            return False
+        return path.startswith(locked + os.sep)
+
+    for name in ("listdir", "scandir"):
+        real = getattr(os, name)
+
+        def listing(path=".", _real=real):
+            if os.path.abspath(os.fspath(path)) == locked or inside(path):
+                raise denied(path)
+            return _real(path)
+
+        monkeypatch.setattr(os, name, listing)
+    for name in ("stat", "lstat"):
+        real = getattr(os, name)
+
+        def stat(path, *args, _real=real, **kwargs):
+            if inside(path):
+                raise denied(path)
+            return _real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, stat)
+
+
+def test_cli_datasets_chmod_000_folder_row_unreadable(tmp_path, monkeypatch, capsys):
+    # It skipped as root (root reads any folder), so never ran in CI: the folder is now
+    # refused as the system refuses it to another user.
     locked = tmp_path / "utkface" / "UTKFace"
     locked.mkdir(parents=True)
-    locked.chmod(0)
-    try:
-        assert cli.main(["datasets", "--data-home", str(tmp_path)]) == 0
-    finally:
-        locked.chmod(0o755)
-    assert "unreadable" in capsys.readouterr().out
+    (locked / "1_0_0_x.jpg").write_bytes(b"x")
+    with monkeypatch.context() as patch:
+        _deny_like_chmod_000(patch, locked)
+        status = cli.main(["datasets", "--data-home", str(tmp_path)])
+    assert status == 0
+    captured = capsys.readouterr()
+    rows = {line.split()[0]: line.split() for line in captured.out.splitlines()[2:-1]}
+    assert rows["utkface"][1:3] == ["unreadable", "-"]
+    assert set(rows) == set(skface.datasets.list_datasets())
+    assert "Traceback" not in captured.err
+    assert "cannot read utkface's folder" in captured.err and str(locked) in captured.err
 
 
 def test_cli_datasets_shared_folder_size_once_others_say_shared_total_once(tmp_path, capsys):
@@ -318,6 +362,154 @@ def test_cli_models_traceback_flag_after_command_prints_trace(monkeypatch, capsy
     monkeypatch.setattr(skface.models, "_sources", bad)
     assert cli.main(["models", "--traceback"]) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+# -- info ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """A DBN saved with training notes, and a KeypointRegressor (predict only), 16x16 grey."""
+    import numpy as np
+
+    from skface._persist import save
+
+    folder = tmp_path_factory.mktemp("models")
+    rng = np.random.RandomState(0)
+    X = rng.rand(12, 16, 16).astype(np.float32)
+    dbn = skface.DBNReconstructor(hidden_layer_sizes=(4,), pretrain_epochs=1, finetune_epochs=1,
+                                  device="cpu").fit(X)
+    save(dbn, folder / "dbn.skface", info={"recipe": "tiny", "n_images": 12})
+    kp = skface.KeypointRegressor(layer_channels=(4,), convs_per_layer=1, input_size=16,
+                                  max_epochs=1, device="cpu").fit(X, rng.rand(12, 10))
+    kp.save(folder / "kp.skface")
+    return folder
+
+
+def test_cli_info_prints_class_input_notes_versions(tiny_models, capsys):
+    # Nothing said what a model file expects until an input of another size failed.
+    path = tiny_models / "dbn.skface"
+    assert cli.main(["info", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    fields = {line[:9].strip(): line[10:] for line in lines if line[:9].strip()}
+    assert fields["class"] == "DBNReconstructor (skface.estimators._dbn), fitted"
+    assert fields["input"] == "16x16 grey images (image_shape_ 16, 16, 1)"
+    assert fields["trained"] == "recipe: tiny" and "          n_images: 12" in lines
+    assert fields["versions"].startswith(f"skface {skface.__version__}, torch ")
+    assert fields["file"].startswith(f"{path} (")
+
+
+def test_cli_info_json_is_describe(tiny_models, capsys):
+    import json
+
+    from skface._persist import describe
+
+    path = tiny_models / "kp.skface"
+    assert cli.main(["info", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == describe(path)
+
+
+def test_cli_info_missing_file_one_line_exit_2(tmp_path, capsys):
+    assert cli.main(["info", str(tmp_path / "dbn.skfce")]) == 2
+    assert _error_line(capsys, "info") == (
+        f"skface info: error: No model file at {tmp_path / 'dbn.skfce'}.")
+
+
+# -- embed: the model is checked before the images ---------------------------------------
+
+
+def test_cli_embed_method_the_model_lacks_suggests_one_before_listing_images(
+    tiny_models, tmp_path, monkeypatch, capsys
+):
+    # It searched the folders, then loaded the model, then said only "has no transform".
+    from skface.parallel import _embed
+
+    def collect(images):
+        raise AssertionError("the images were listed before the model was checked")
+
+    monkeypatch.setattr(_embed, "collect_image_files", collect)
+    status = cli.main(["embed", str(tiny_models / "kp.skface"), str(tmp_path), "--workers", "0",
+                       "--out", str(tmp_path / "e.parquet")])
+    assert status == 2
+    assert _error_line(capsys, "embed") == (
+        "skface embed: error: KeypointRegressor has no transform method; it has predict: run "
+        "again with --method predict.")
+
+
+# -- cache -----------------------------------------------------------------------------
+
+
+def _fill_cache(root):
+    """Two datasets' decoded entries, a model, and a file skface did not write."""
+    for name, key, nbytes in [("utkface", "a1", 3072), ("utkface", "b2", 1024),
+                              ("lfw_people", "c3", 2048)]:
+        entry = root / name / key
+        entry.mkdir(parents=True)
+        (entry / "manifest.json").write_text("{}")
+        (entry / "images.npy").write_bytes(b"x" * (nbytes - 2))
+    (root / "models" / "mtcnn").mkdir(parents=True)
+    (root / "models" / "mtcnn" / "w.safetensors").write_bytes(b"x" * 1024)
+    (root / "notes").mkdir()
+    (root / "notes" / "mine.txt").write_bytes(b"keep me")
+
+
+def test_cli_cache_sizes_per_dataset_and_model_and_total(tmp_path, capsys):
+    _fill_cache(tmp_path)
+    assert cli.main(["cache", "--cache-home", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"cache: {tmp_path}"
+    rows = [line.split() for line in lines[2:5]]
+    assert rows == [["dataset", "lfw_people", "2.0", "KB", "1", "decoded", "version"],
+                    ["dataset", "utkface", "4.0", "KB", "2", "decoded", "versions"],
+                    ["model", "mtcnn", "1.0", "KB", "1", "file"]]
+    assert lines[5].startswith("total: 7.0 KB in 3 entries")
+    assert lines[6] == "not skface's, never cleared: notes"
+
+
+def test_cli_cache_clear_named_removes_only_those(tmp_path, capsys):
+    _fill_cache(tmp_path)
+    assert cli.main(["cache", "--cache-home", str(tmp_path), "--clear", "utkface",
+                     "mtcnn"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:] == ["removed utkface (4.0 KB)", f"removed {os.path.join('models', 'mtcnn')} "
+                       "(1.0 KB)", "freed 5.0 KB"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lfw_people", "models", "notes"]
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_cli_cache_clear_all_keeps_what_skface_did_not_write(tmp_path, capsys):
+    _fill_cache(tmp_path)
+    assert cli.main(["cache", "--cache-home", str(tmp_path), "--clear"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "freed 7.0 KB"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "notes"]
+    assert (tmp_path / "notes" / "mine.txt").read_bytes() == b"keep me"
+
+
+def test_cli_cache_clear_unknown_name_removes_nothing_exit_2(tmp_path, capsys):
+    _fill_cache(tmp_path)
+    assert cli.main(["cache", "--cache-home", str(tmp_path), "--clear", "utkface",
+                     "notes"]) == 2
+    line = _error_line(capsys, "cache")
+    assert "nothing called 'notes'" in line and "Nothing was removed" in line
+    assert sorted(p.name for p in (tmp_path / "utkface").iterdir()) == ["a1", "b2"]
+
+
+def test_cli_cache_real_fetch_entry_listed_and_cleared(tmp_path, monkeypatch, capsys):
+    # The listing reads the cache layout skface.datasets writes, not a copy of it.
+    import numpy as np
+
+    from skface.datasets._cache import cached_arrays
+
+    monkeypatch.setenv("SKFACE_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "src.txt"
+    source.write_text("x")
+    cached_arrays("orl_faces", {"size": 8}, source,
+                  lambda: {"images": np.zeros((4, 8, 8), np.float32)})
+    assert cli.main(["cache"]) == 0
+    row = capsys.readouterr().out.splitlines()[2].split()
+    assert row[:2] == ["dataset", "orl_faces"] and row[4:] == ["1", "decoded", "version"]
+    assert cli.main(["cache", "--clear", "orl_faces"]) == 0
+    assert not (tmp_path / "cache" / "orl_faces").exists()
 
 
 # -- train -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from sklearn.utils import Bunch
 
 import skface
 from skface import cli, train
+from skface._persist import describe
 from skface.datasets import get_fetcher, list_datasets
 
 EXPECTED = {"sdae_utkface", "dbn_olivetti", "keypoints_68", "centerloss_lfw"}
@@ -265,15 +266,15 @@ def test_train_out_disk_full_saves_the_model_in_the_temp_folder(tmp_path, monkey
     spare.mkdir()
     out = out_disk / "m.skface"
     out.write_bytes(b"the previous model")
-    real_save = skface.DBNReconstructor.save
+    real_save = train._save
 
-    def save(self, path):  # out's disk is full; the temporary folder's is not
+    def save(estimator, path, **kwargs):  # out's disk is full; the temporary folder's is not
         if str(path).startswith(str(out_disk)):
             raise WriteError(errno.ENOSPC, f"Could not write the model file {path}: the disk "
                                            "is full; the previous file is unchanged.")
-        return real_save(self, path)
+        return real_save(estimator, path, **kwargs)
 
-    monkeypatch.setattr(skface.DBNReconstructor, "save", save)
+    monkeypatch.setattr(train, "_save", save)
     monkeypatch.setattr(tempfile, "tempdir", str(spare))
     with pytest.raises(train.UnsavedModelError, match=r"saved instead to .*spare.*m-") as info:
         train.train("tiny", out, device="cpu")
@@ -283,3 +284,71 @@ def test_train_out_disk_full_saves_the_model_in_the_temp_folder(tmp_path, monkey
     assert err.fallback.parent == spare and err.fallback.is_file()
     loaded = skface.load(err.fallback, device="cpu")
     np.testing.assert_array_equal(loaded.transform(images), err.estimator.transform(images))
+    assert describe(err.fallback)["info"]["recipe"] == "tiny"  # the copy keeps its notes
+
+
+@pytest.fixture
+def tiny_recipe(monkeypatch):
+    """A recipe "tiny" of a 4-unit DBN on 20 random 8x8 images (no dataset read)."""
+    import skface.datasets
+
+    images = np.random.RandomState(0).rand(20, 8, 8).astype(np.float32)
+    monkeypatch.setattr(skface.datasets, "fetch", lambda name, **kw: Bunch(images=images))
+    monkeypatch.setitem(train.RECIPES, "tiny", train.Recipe(
+        dataset="olivetti_faces", target=None, description="tiny",
+        presets={"quick": train.Preset(
+            lambda: skface.DBNReconstructor(hidden_layer_sizes=(4,), pretrain_epochs=1,
+                                            finetune_epochs=1),
+            fetch_kwargs={"shuffle": True}, n_images=12)},
+    ))
+    return images
+
+
+def test_train_records_what_it_trained_on_in_the_file(tmp_path, tiny_recipe):
+    # Nothing in the file said what it was trained on, or at what size.
+    out = tmp_path / "m.skface"
+    train.train("tiny", out, device="cpu", random_state=3)
+    assert describe(out)["info"] == {
+        "recipe": "tiny", "preset": "quick", "dataset": "olivetti_faces",
+        "dataset_options": "shuffle=True", "target": "none (unsupervised)", "n_images": 12,
+        "n_images_available": 20, "image_size": "8x8", "random_state": 3,
+    }
+
+
+def test_cli_train_prints_the_model_files_info(tmp_path, tiny_recipe, capsys):
+    out = tmp_path / "m.skface"
+    assert cli.main(["train", "tiny", "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith(f"wrote {out} (")
+    assert "  input     8x8 grey images (image_shape_ 8, 8, 1)" in printed
+    assert "  trained   recipe: tiny" in printed and "            n_images: 12" in printed
+
+
+def test_cli_train_without_out_writes_recipe_skface_here(tmp_path, tiny_recipe, monkeypatch,
+                                                         capsys):
+    # `skface train RECIPE --preset quick` stopped at "the following arguments are required".
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "tiny", "--preset", "quick", "--device", "cpu", "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("wrote tiny.skface (")
+    assert describe(tmp_path / "tiny.skface")["info"]["recipe"] == "tiny"
+
+
+def test_cli_train_default_out_existing_refused_before_fetching(tmp_path, monkeypatch, capsys,
+                                                                fetch_must_not_run):
+    # The default name is skface's choice: a second run must not replace the first model.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dbn_olivetti.skface").write_bytes(b"an earlier model")
+    assert cli.main(["train", "dbn_olivetti", "--device", "cpu", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"skface train: error: {tmp_path / 'dbn_olivetti.skface'} exists (the default --out "
+        "of dbn_olivetti); pass --out FILE to write another file, or --force to replace it.")
+    assert (tmp_path / "dbn_olivetti.skface").read_bytes() == b"an earlier model"
+
+
+@pytest.mark.parametrize("argv", [["--force"], ["--out", "tiny.skface"]], ids=["force", "out"])
+def test_cli_train_existing_file_replaced_with_force_or_named_out(tmp_path, tiny_recipe,
+                                                                  monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.skface").write_bytes(b"an earlier model")
+    assert cli.main(["train", "tiny", *argv, "--device", "cpu", "--quiet"]) == 0
+    assert describe(tmp_path / "tiny.skface")["info"]["recipe"] == "tiny"
