@@ -123,13 +123,15 @@ class FaceAligner(TransformerMixin, BaseEstimator):
     - the detector's 5 points (MTCNN's, ``FaceDetector("mtcnn")``, or any
       backend that gives them; ``landmarks="auto"``): eye centres, nose tip
       and mouth corners, against the same template's 5 points;
-    - the box alone (the cascade, or ``landmarks="box"``): the box is taken
-      as the template's face box, a scale and shift without rotation.
+    - the box alone (``FaceDetector("cascade")``, or ``landmarks="box"``):
+      the box is taken as the template's face box, a scale and shift
+      without rotation.
 
     Parameters
     ----------
     detector : FaceDetector, default=None
-        None uses ``FaceDetector()`` (the bundled cascade). Cloned in fit.
+        None uses ``FaceDetector()`` (MTCNN; ``FaceDetector("cascade")``
+        needs no download). Cloned in fit.
     landmarks : "auto", "box" or KeypointRegressor, default="auto"
         "auto" uses the detector's landmarks where it gives them (MTCNN),
         else the box. A fitted 68-point KeypointRegressor (from ``fit`` or
@@ -147,9 +149,9 @@ class FaceAligner(TransformerMixin, BaseEstimator):
         When the detector finds no face in an image: "center" crops the
         centre square instead, gives one warning per call saying how many
         of how many and naming the first few, and records which in
-        ``not_found_`` (and :meth:`align`'s ``found``), so that a long fit
-        in a Pipeline is not lost over a few faceless images; "raise"
-        raises a :class:`NoFaceError` naming them (after detecting every
+        ``not_found_`` (by ``fit_transform``) and :meth:`align`'s
+        ``found``, so that a long fit in a Pipeline is not lost over a few
+        faceless images; "raise" raises a :class:`NoFaceError` naming them (after detecting every
         image of the call: the detection is the expensive part, and the
         error names all of them at once).
     image_shape : tuple of int (H, W) or (H, W, C), default=None
@@ -164,10 +166,11 @@ class FaceAligner(TransformerMixin, BaseEstimator):
     landmark_model_ : KeypointRegressor or None
         The regressor given (not a copy).
     not_found_ : list of str
-        Set by each :meth:`transform` and :meth:`align` call (and so by
-        ``fit_transform`` in a Pipeline): the names of that call's images
-        where no face was found and the centre was cropped (file names,
-        else ``"image <i>"``); empty when every image had a face.
+        Set by :meth:`fit_transform` (what a Pipeline's ``fit`` calls): the
+        names of its images where no face was found and the centre was
+        cropped (file names, else ``"image <i>"``); empty when every image
+        had a face. :meth:`transform` changes no attribute: its warning
+        names the first few, and :meth:`align`'s ``found`` says which.
 
     Examples
     --------
@@ -272,6 +275,30 @@ class FaceAligner(TransformerMixin, BaseEstimator):
         """
         return self.align(X).images
 
+    def fit_transform(self, X, y=None):
+        """Fit, then the aligned crops of ``X``; ``not_found_`` names its faceless images.
+
+        What a Pipeline's ``fit`` calls: the same crops as
+        ``fit(X).transform(X)``, and the names of the images where no face
+        was found are kept in ``not_found_``.
+
+        Parameters
+        ----------
+        X : array-like or list
+            As for :meth:`transform`.
+        y : ignored
+
+        Returns
+        -------
+        crops : ndarray
+            As :meth:`transform` returns them.
+        """
+        self.fit(X)
+        result = self._align(X, record="not_found_ names them all")
+        self.not_found_ = [name for name, ok in zip(result.names, result.found) if not ok]
+        del result["names"]
+        return result.images
+
     def align(self, X):
         """Aligned crops with what was found: boxes, landmarks and which images had a face.
 
@@ -294,26 +321,30 @@ class FaceAligner(TransformerMixin, BaseEstimator):
             skface's keypoints do. With a KeypointRegressor all 68 points
             are given, and points 17-67 aligned on.
         """
+        result = self._align(X, record="align(X).found says which")
+        del result["names"]
+        return result
+
+    def _align(self, X, record):
         check_is_fitted(self, "detector_")
         self._check_params()
         batch = read_image_list(X, image_shape=self.image_shape, estimator="FaceAligner")
         detections = self.detector_._detect_batch(batch)
         found = np.array([len(d.boxes) > 0 for d in detections])
         missing = [name for name, ok in zip(batch.names, found) if not ok]
-        self.not_found_ = missing
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             if self.no_face == "raise":
                 raise NoFaceError(
                     f"FaceAligner found no face in {len(missing)} of {len(found)} image(s): "
                     f"{shown}. Leave no_face='center' (the default) to crop their centres "
-                    "instead (not_found_ then names them), or try FaceDetector(min_face_size=...) "
-                    "smaller, or another backend."
+                    "instead, or try FaceDetector(min_face_size=...) smaller, or another "
+                    "backend."
                 )
             warn_at_caller(
                 f"FaceAligner found no face in {len(missing)} of {len(found)} image(s) "
-                f"({shown}) and cropped their centres; its not_found_ (and align(X).found) "
-                "says which. Pass no_face='raise' to stop instead."
+                f"({shown}) and cropped their centres; {record}. Pass no_face='raise' to "
+                "stop instead."
             )
         boxes = np.full((len(found), 4), np.nan)
         for i, det in enumerate(detections):
@@ -334,7 +365,7 @@ class FaceAligner(TransformerMixin, BaseEstimator):
             matrices[i] = matrix
             crops[i] = _warp(image, matrix, size)
         return Bunch(images=restore_images(crops, batch), found=found, boxes=boxes,
-                     landmarks=points, matrices=matrices)
+                     landmarks=points, matrices=matrices, names=batch.names)
 
     def _landmarks(self, batch, detections, boxes, found):
         """Each image's points (n, K, 2), NaN where no face, the template's (K, 2), and which to fit."""

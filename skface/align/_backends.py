@@ -97,9 +97,17 @@ class MTCNNBackend(DetectorBackend):
 @functools.lru_cache(maxsize=4)
 def _mtcnn_nets(device):
     """MTCNN's three nets on ``device``, read from the cache once per process."""
+    from ..datasets import DownloadError
     from ._mtcnn import fetch_mtcnn_weights, load_mtcnn_nets
 
-    return load_mtcnn_nets(fetch_mtcnn_weights(), device=device)
+    try:
+        weights = fetch_mtcnn_weights()
+    except DownloadError as exc:
+        # MTCNN is the default detector: say what works offline.
+        raise DownloadError(
+            f"{exc} FaceDetector('cascade') (scikit-image's bundled cascade) needs no download."
+        ) from exc
+    return load_mtcnn_nets(weights, device=device)
 
 
 def list_detectors():
