@@ -596,16 +596,18 @@ class FaceEstimatorMixin(ImageInputMixin):
         Ctrl-C stops the stage and raises ``KeyboardInterrupt`` (skorch alone
         would swallow it and let the fit go on); early stopping by a
         callback still ends just the stage. With ``checkpoints`` the state
-        is written after every epoch, and a stage found there resumes where
-        it stopped (a finished one is loaded, not trained again).
+        is written every so often and when the stage ends
+        (:class:`._checkpoint.CheckpointWriter`; not after a failed write), and
+        a stage found there resumes where it stopped, from whatever device
+        wrote it (a finished one is loaded, not trained again).
         """
         if checkpoints is not None:
             state = checkpoints.load(stage, net.device)
             callbacks = dict(net.callbacks_)
-            callbacks["checkpoint_writer"].target = checkpoints.path(stage)
+            callbacks["checkpoint_writer"].start(checkpoints, stage)
             if state is not None and state["done"]:
                 restore(net, state)
-                callbacks["checkpoint_writer"].target = None
+                callbacks["checkpoint_writer"].start(None, stage)
                 return
             if state is not None:
                 epochs -= state["epochs"]
@@ -628,7 +630,7 @@ class FaceEstimatorMixin(ImageInputMixin):
         finally:
             net.interrupted_ = False
             if checkpoints is not None:
-                dict(net.callbacks_)["checkpoint_writer"].target = None
+                dict(net.callbacks_)["checkpoint_writer"].start(None, stage)
 
     @staticmethod
     @torch.no_grad()
