@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._atomic import WriteError
-from ._command import TRACEBACK_ENV, describe_lines, run_command
+from ._command import TRACEBACK_ENV, describe_lines, human_size, run_command
 from ._persist import describe
 from ._persist import save as _save
 from ._registry import estimator_class
@@ -420,7 +420,7 @@ def run(args):
           verbose=0 if args.quiet else 1)
     seconds = time.perf_counter() - start
     # The sha256 is what a ModelSource entry pins: printed so that the file can be published.
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, sha256 {_sha256_of(out)}) "
+    print(f"wrote {out} ({human_size(out.stat().st_size)}, sha256 {_sha256_of(out)}) "
           f"in {seconds:.0f} s")
     # What the file expects (input size, channels) and holds, as `skface info` shows it.
     for line in describe_lines(describe(out)):

@@ -487,9 +487,9 @@ def test_detector_mtcnn_16bit_copy_finds_the_same_face(real_weights, monkeypatch
     # 16-bit pixels were clipped to white: MTCNN found no face.
     import skimage.data
 
-    from skface.align import FaceDetector, _detector
+    from skface.align import FaceDetector, _backends
 
-    monkeypatch.setattr(_detector, "_mtcnn_nets",
+    monkeypatch.setattr(_backends, "_mtcnn_nets",
                         lambda device: _mtcnn.load_mtcnn_nets(real_weights, device=device))
     image = skimage.data.astronaut()
     detector = FaceDetector(backend="mtcnn", device="cpu").fit()
