@@ -9,9 +9,10 @@ __all__ = ["warn_at_caller", "warn_once"]
 
 _SKFACE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # Libraries that call skface on the user's behalf: scikit-learn's pipelines and
-# set_output wrappers (which wrap every transform), skorch's fit loop. A warning
-# raised under them belongs to the user's line that called them.
-_FRAMEWORKS = ("sklearn", "skorch")
+# set_output wrappers (which wrap every transform), the joblib Memory through which
+# Pipeline.fit calls each step but the last, skorch's fit loop. A warning raised
+# under them belongs to the user's line that called them.
+_FRAMEWORKS = ("sklearn", "skorch", "joblib")
 _framework_dirs = None
 # Messages already shown by warn_once in this process.
 _shown = set()

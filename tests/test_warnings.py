@@ -14,16 +14,19 @@ def _caught(call):
     return record
 
 
-@pytest.mark.parametrize("in_pipeline", [False, True])
+@pytest.mark.parametrize("in_pipeline", [False, True, "first_step"])
 def test_face_aligner_no_face_warning_names_users_line_not_sklearn(in_pipeline):
     from skimage import data
     from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
 
     from skface.align import FaceAligner, FaceDetector
 
     cat = data.chelsea()  # no face
     aligner = FaceAligner(FaceDetector("cascade"), size=16, no_face="center")
-    if in_pipeline:
+    if in_pipeline == "first_step":  # Pipeline.fit calls it through joblib's Memory
+        record = _caught(lambda: make_pipeline(aligner, FunctionTransformer()).fit([cat]))
+    elif in_pipeline:
         record = _caught(lambda: make_pipeline(aligner).fit_transform([cat]))
     else:
         record = _caught(lambda: aligner.fit([cat]).transform([cat]))
