@@ -223,7 +223,7 @@ def bench_speed(args, emit, device):
 
     from skface.datasets import fetch_lfw_people
     from skface._device import autocast
-    from skface.estimators._base import to_tensor
+    from skface.estimators._stream import to_tensor
     from skface.preprocessing import lfw_crop
 
     cfg = _settings(args)

@@ -180,7 +180,7 @@ def test_memory_layout_of_uint8_pixels_changes_no_result():
     lambda t: t.repeat(1, 3, 1, 1)[:, 1:2],                    # one channel of an RGB batch
 ])
 def test_standard_layout_cpu_gives_the_strides_of_a_new_tensor(make):
-    from skface.estimators._base import convert_images, standard_layout
+    from skface.estimators._stream import convert_images, standard_layout
 
     x = make(torch.from_numpy(GREY.copy()).reshape(_N, 1, _SIDE, _SIDE).clone())
     settled = standard_layout(x)

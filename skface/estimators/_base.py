@@ -11,9 +11,10 @@ from sklearn.utils import check_random_state
 from skorch import NeuralNet
 from skorch.callbacks import Callback, LRScheduler
 
-from .._device import autocast, inference_autocast, on_cuda, resolve_device
+from .._device import autocast, inference_autocast, resolve_device
 from .._validation import ImageInputMixin, RawImages
 from ..parallel import _distributed
+from ._stream import DeviceImages, to_tensor
 from ._checkpoint import (
     CheckpointReader,
     CheckpointWriter,
@@ -24,110 +25,6 @@ from ._checkpoint import (
 )
 
 __all__ = ["FaceEstimatorMixin", "FaceNet", "LRSchedule", "TensorBatches", "one_cycle"]
-
-
-def to_tensor(array, device):
-    """A float32 tensor on ``device``, in :func:`standard_layout` (channels_last images on CUDA).
-
-    :class:`~skface._validation.RawImages` are converted on the device, in
-    blocks (the whole set ends on the device as float32: for small sets;
-    training reads them batch by batch, see :mod:`._stream`).
-    """
-    if isinstance(array, RawImages):
-        from ._stream import DeviceImages
-
-        images = DeviceImages(array, device, resident=False)
-        return standard_layout(torch.cat(list(images.blocks())))
-    if not array.flags.writeable:
-        array = array.copy()  # torch warns on read-only buffers (memmaps)
-    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)
-    return standard_layout(tensor)
-
-
-def _new_strides(shape, channels_last):
-    """The strides torch gives a new tensor of ``shape``: contiguous, or channels_last (4-D)."""
-    sizes = [max(int(size), 1) for size in shape]
-    if channels_last:
-        _, channels, height, width = sizes
-        return (height * width * channels, 1, width * channels, channels)
-    strides, step = [], 1
-    for size in reversed(sizes):
-        strides.append(step)
-        step *= size
-    return tuple(reversed(strides))
-
-
-def standard_layout(x):
-    """``x`` in the memory layout skface computes in, which depends on its shape and device only.
-
-    4-D images are channels_last on CUDA (what its convolutions want),
-    everything else contiguous; either way with exactly the strides of a
-    new tensor of that format (a view where the memory already is laid out
-    so, else a copy).
-
-    torch calls a tensor contiguous, and channels_last, whatever the strides
-    of its length-1 dimensions, and its convolutions choose their memory
-    format from the strides: a grey ``(n, 1, H, W)`` batch viewed from an
-    ``(n, H, W)`` array has a channel stride of one pixel, ran channels-last
-    on the CPU, and so the same pixels given as a contiguous array, a
-    strided view or a channels-last array were summed in different orders.
-
-    Parameters
-    ----------
-    x : Tensor
-
-    Returns
-    -------
-    x : Tensor
-        The same values.
-    """
-    channels_last = x.ndim == 4 and on_cuda(x.device)
-    x = x.contiguous(memory_format=torch.channels_last if channels_last
-                     else torch.contiguous_format)
-    strides = _new_strides(x.shape, channels_last)
-    # Contiguous in that format already: only length-1 dimensions' strides differ,
-    # and they address no other element.
-    return x if x.stride() == strides else x.as_strided(x.shape, strides)
-
-
-# ITU-R BT.601 luma weights, as PIL's convert("L") uses.
-_LUMA = (0.299, 0.587, 0.114)
-
-
-def convert_images(x, size=None, channels=None):
-    """Images to a model's channels and size, on their device.
-
-    Parameters
-    ----------
-    x : Tensor of shape (n, C, H, W)
-        C is 1 or 3.
-    size : (int, int) or None, default=None
-        Output (height, width); resized with antialiased bilinear
-        interpolation (plain bilinear aliases fine detail when shrinking).
-        None keeps the size.
-    channels : {1, 3} or None, default=None
-        1 converts RGB to grey with the BT.601 luma weights, 3 repeats grey
-        on three channels; None keeps the channels.
-
-    Returns
-    -------
-    images : Tensor of shape (n, channels, *size)
-        In :func:`standard_layout`: channels_last on CUDA, contiguous on
-        the CPU, whatever the layout of ``x``.
-    """
-    if channels is not None and x.shape[1] != channels:
-        if channels == 1:
-            # Python scalars, not a tensor of weights: a tensor built from a list
-            # per batch is a host-to-device copy each time.
-            x = x[:, 0:1] * _LUMA[0] + x[:, 1:2] * _LUMA[1] + x[:, 2:3] * _LUMA[2]
-        else:
-            x = x.repeat(1, channels, 1, 1)
-    if size is not None and tuple(x.shape[-2:]) != tuple(size):
-        x = torch.nn.functional.interpolate(
-            x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False
-        )
-    # interpolate and the luma sum keep (or pick) a memory format of their own.
-    return standard_layout(x)
 
 
 class TensorBatches:
@@ -657,8 +554,6 @@ class FaceEstimatorMixin(ImageInputMixin):
         from ..parallel import fit_threads
 
         if isinstance(X, RawImages):
-            from ._stream import DeviceImages
-
             X = DeviceImages(X, device, resident=False)
         for start in range(0, len(X), batch_size):
             batch = X[start : start + batch_size]

@@ -13,7 +13,8 @@ from .._params import check_number
 from .._validation import restore_layout
 from ..nn.rbm import RBM, cd_step, sample_stack, unroll
 from .._device import autocast, seeded
-from ._base import FaceEstimatorMixin, FaceNet, to_tensor
+from ._base import FaceEstimatorMixin, FaceNet
+from ._stream import to_tensor
 
 __all__ = ["DBNReconstructor"]
 

@@ -22,10 +22,10 @@ from ..nn.keypoints import (
 from ..nn.losses import MaskedMSELoss
 from ..nn.trunk import ConvTrunk, TrunkKeypointHead
 from .._device import autocast, on_cuda, seeded
-from ._base import FaceEstimatorMixin, FaceNet, convert_images, one_cycle, to_tensor
+from ._base import FaceEstimatorMixin, FaceNet, one_cycle
 from ._encoder import is_fitted
 from ._sdae import ConvSDAEFeatures, check_encoder
-from ._stream import device_images, fit_standardize
+from ._stream import convert_images, device_images, fit_standardize, to_tensor
 
 __all__ = ["KeypointRegressor"]
 

@@ -20,9 +20,9 @@ from .._validation import restore_layout
 from ..nn.conv_dae import NOISE_KINDS, POOLINGS, ConvDAEStack, trunk_features
 from ..nn.trunk import ConvTrunk
 from .._device import autocast, seeded
-from ._base import FaceEstimatorMixin, FaceNet, convert_images
+from ._base import FaceEstimatorMixin, FaceNet
 from ._encoder import Trunk, is_fitted
-from ._stream import device_images, fit_standardize
+from ._stream import convert_images, device_images, fit_standardize
 
 __all__ = ["ConvSDAEFeatures", "check_encoder", "load_images"]
 

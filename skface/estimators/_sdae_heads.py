@@ -15,7 +15,8 @@ from .._validation import check_targets
 from ..nn.augment import flip_shift
 from ..nn.trunk import TrunkHead
 from .._device import seeded
-from ._base import FaceEstimatorMixin, FaceNet, LRSchedule, convert_images
+from ._base import FaceEstimatorMixin, FaceNet, LRSchedule
+from ._stream import convert_images
 from ._encoder import is_fitted
 from ._sdae import ConvSDAEFeatures, check_encoder, load_images
 
