@@ -113,9 +113,17 @@ def run_command(func, args, prog):
         traceback: they are bugs.
     """
     import traceback
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        # A library warning inside a command is one line in the command's name, not
+        # Python's "<venv>/bin/skface:8: UserWarning: ..." with a source line.
+        print(f"{prog}: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
     try:
-        return func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            return func(args)
     except SystemExit as exc:
         # No command exits by itself: a SystemExit raised inside one comes from code
         # it ran (a plugin; once, a hostile model file naming sys.exit), and must never

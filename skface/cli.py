@@ -302,6 +302,8 @@ def _cmd_demo(args):
         args.out, data_home=args.data_home, preset=args.preset, device=args.device,
         download=args.download, stages=args.stages, verbose=0 if args.quiet else 1,
     )
+    if args.quiet:
+        print(result["report"])  # the one thing --quiet still says: where the report is
     failed = [s for s, v in result["sections"].items() if v["status"] == "failed"]
     if failed:
         # Said even with --quiet: the exit status alone does not tell which stage broke.

@@ -610,6 +610,37 @@ def test_cli_demo_failed_stage_exit_1_names_it_even_quiet(tmp_path, monkeypatch,
                            f"errors: {tmp_path / 'out' / 'report.html'}")
 
 
+def test_cli_demo_quiet_prints_only_the_report_path(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    from skface.demo import _run
+
+    from skface.demo._stages import Section
+
+    def fine(ctx):
+        """A stage that works."""
+        return Section("dbn", "DBNReconstructor", "DBNReconstructor", status="ok")
+
+    monkeypatch.setattr(_run, "STAGES", (("dbn", fine),))
+    assert cli.main(["demo", "--out", str(tmp_path / "out"), "--preset", "smoke",
+                     "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str((tmp_path / "out" / "report.html").resolve())
+
+
+def test_cli_library_warning_one_line_named_for_the_command(monkeypatch, capsys):
+    import warnings
+
+    from skface._command import run_command
+
+    def command(args):
+        warnings.warn("UTKFace: skipped 3 file(s)\n  that could not be parsed", UserWarning)
+        return 0
+
+    assert run_command(command, object(), "skface fetch") == 0
+    assert capsys.readouterr().err == (
+        "skface fetch: warning: UTKFace: skipped 3 file(s) that could not be parsed\n")
+
+
 def test_cli_bad_usage_exits_2_with_usage(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["demo", "--preset", "huge"])
