@@ -65,5 +65,16 @@ def test_registry_toy_estimator_one_entry_exported_everywhere(toy_registered, tm
     assert uncovered_estimators() == ["ToyScaler"]
 
 
+def test_registry_toy_torch_estimator_reaches_device_check_and_is_named(monkeypatch):
+    toy = TOY._replace(on_device=True)
+    monkeypatch.setattr(_registry, "ESTIMATORS", (*_registry.ESTIMATORS, toy))
+    check = _load(ROOT / "bench" / "device_check.py", "_skface_device_check")
+    assert check.ESTIMATORS[-1] == "ToyScaler"
+    assert set(check.ESTIMATORS) == set(_registry.estimator_names("skface.estimators",
+                                                                   on_device=True))
+    with pytest.raises(ValueError, match="ToyScaler is registered .* no device-check"):
+        check._build(skface.estimators, "ToyScaler", "cpu", 1, True)
+
+
 def test_registry_without_toy_docs_conf_not_left_in_sys_modules():
     assert "_skface_docs_conf" not in sys.modules
