@@ -2,6 +2,7 @@
 
 import mmap
 import os
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -74,6 +75,11 @@ def _name(estimator):
     return estimator if isinstance(estimator, str) else type(estimator).__name__
 
 
+# numpy 1.25 moved it to numpy.exceptions (and 2.0 removed the old name).
+_RAGGED_WARNING = getattr(getattr(np, "exceptions", np), "VisibleDeprecationWarning",
+                          DeprecationWarning)
+
+
 def _as_array(X):
     """Dense numeric ndarray from an array-like, with errors that say what to do."""
     if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
@@ -81,17 +87,24 @@ def _as_array(X):
             "Sparse data was passed for X, but dense image data is required. "
             "Use X.toarray() to convert to a dense numpy array."
         )
+    given = X
     try:
-        X = np.asarray(X)
+        with warnings.catch_warnings():
+            # numpy < 1.24 warns about a ragged list and makes an object array of it.
+            warnings.simplefilter("ignore", _RAGGED_WARNING)
+            X = np.asarray(X)
     except ValueError as exc:
         # numpy's "inhomogeneous shape" for a list of images of different sizes.
-        mixed = _mixed_sizes(X)
+        mixed = _mixed_sizes(given)
         if mixed is None:
             raise
         raise ValueError(mixed) from exc
     if X.dtype.kind == "c":
         raise ValueError("Complex data not supported: images must hold real pixel values.")
     if X.dtype.kind == "O":
+        mixed = _mixed_sizes(given)  # numpy < 1.24 made an object array of them
+        if mixed is not None:
+            raise ValueError(mixed)
         # Let numpy raise its own TypeError for values that are not numbers.
         X = X.astype(np.float64)
     elif X.dtype.kind not in "biuf":
