@@ -11,6 +11,7 @@ ENTRY_POINT_GROUP = "skface.backbones"
 # The built-ins as pyproject.toml declares them; used only when the installed
 # metadata lacks them (an editable install older than the entry-point table).
 _BUILTIN = {
+    "faceapi_resnet": "skface.nn.faceapi_resnet:FaceRecognitionResNet",
     "nn4_small2": "skface.nn.nn4_small2:NN4Small2",
     "small_cnn": "skface.nn.small_cnn:SmallConvNet",
 }

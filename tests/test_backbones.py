@@ -60,7 +60,7 @@ def test_list_backbones_builtins_declared_in_metadata():
 def test_get_backbone_plugin_entry_point_found(plugins):
     plugins(("plugin_net", f"{__name__}:PluginNet"))
     assert get_backbone("plugin_net") is PluginNet
-    assert list_backbones() == ["nn4_small2", "plugin_net", "small_cnn"]
+    assert list_backbones() == ["faceapi_resnet", "nn4_small2", "plugin_net", "small_cnn"]
 
 
 def test_discover_called_twice_loads_once(plugins, monkeypatch):
@@ -90,7 +90,7 @@ def test_discover_not_callable_plugin_warns(plugins):
 
 def test_discover_stale_metadata_builtins_still_available(plugins):
     plugins()
-    assert list_backbones() == ["nn4_small2", "small_cnn"]
+    assert list_backbones() == ["faceapi_resnet", "nn4_small2", "small_cnn"]
 
 
 def test_get_backbone_unknown_name_raises_listing_available():
