@@ -1,4 +1,4 @@
-"""face-api's 68-point landmark network (FaceLandmark68Net), laid out to load its TensorFlow.js weights."""
+"""face-api's 68-point landmark network (FaceLandmark68Net), loading its TensorFlow.js weights."""
 
 # The architecture is that of the face-api package (@vladmandic/face-api
 # 1.7.15, MIT licence; after Vincent Muehler's face-api.js), read from its
