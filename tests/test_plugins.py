@@ -121,7 +121,7 @@ def test_detector_toy_plugin_found_by_name_and_its_landmarks_aligned_on(installe
     from skface.align import FaceAligner, FaceDetector, list_detectors
 
     installed(("toy", f"{__name__}:ToyDetector"))
-    assert list_detectors() == ["cascade", "mtcnn", "toy"]  # the built-ins stay
+    assert list_detectors() == ["cascade", "mtcnn", "tiny_face", "toy"]  # the built-ins stay
     image = np.zeros((40, 60, 3), np.uint8)
     [faces] = FaceDetector("toy").fit().detect([image])
     np.testing.assert_array_equal(faces.boxes, [[15, 10, 45, 30]])
@@ -139,8 +139,8 @@ def test_detector_broken_plugin_warns_naming_itself_others_still_work(installed)
                                             r"\(skface_no_such_module:Detector\) failed to load"):
         FaceDetector("toy").fit()
     with pytest.raises(ValueError, match=r"Unknown detector 'broken'\. Available detectors: "
-                                         r"cascade, mtcnn, toy\. Third-party detectors register "
-                                         r"under the 'skface\.detectors' entry-point group"):
+                                         r"cascade, mtcnn, tiny_face, toy\. Third-party detectors "
+                                         r"register under the 'skface\.detectors' entry-point group"):
         FaceDetector("broken").fit()
 
 

@@ -15,6 +15,7 @@ ENTRY_POINT_GROUP = "skface.detectors"
 _BUILTIN = {
     "cascade": "skface.align._backends:CascadeBackend",
     "mtcnn": "skface.align._backends:MTCNNBackend",
+    "tiny_face": "skface.align._tiny_face:TinyFaceBackend",
 }
 
 

@@ -149,7 +149,8 @@ def test_detector_set_output_pandas_named_columns(astronaut):
 
 @pytest.mark.parametrize(
     "params, match",
-    [({"backend": "dlib"}, r"Unknown detector 'dlib'\. Available detectors: cascade, mtcnn\. "
+    [({"backend": "dlib"}, r"Unknown detector 'dlib'\. Available detectors: cascade, mtcnn, "
+                           r"tiny_face\. "
                            r"Third-party detectors register under the 'skface\.detectors'"),
      ({"select": "big"}, "select"),
      ({"min_face_size": 0}, "min_face_size"), ({"thresholds": (0.5, 0.5)}, "thresholds")],
