@@ -4,7 +4,7 @@
 //
 // <input.f32>: raw little-endian float32 RGB pixels in [0, 255], NHWC, with its shape in
 // <input.f32>.json ({"shape": [n, h, w, 3]}). <net>: recognition | age_gender | landmark68 |
-// tiny_face_detector | ssd_mobilenetv1. Each image goes through the package's own forwardInput
+// tiny_face_detector | tiny_face_detector_detect | ssd_mobilenetv1. Each image goes through the package's own forwardInput
 // (its preprocessing included), one at a time; the raw network outputs are written as JSON
 // {"<output>": {"shape": [...], "data": [...]}, "ms_per_image": ...}.
 // Needs node >= 18 with @tensorflow/tfjs 4.22.0 and the face-api package installed beside it
@@ -19,6 +19,8 @@ const MODELS = {
   age_gender: ['age_gender_model', () => faceapi.nets.ageGenderNet],
   landmark68: ['face_landmark_68_model', () => faceapi.nets.faceLandmark68Net],
   tiny_face_detector: ['tiny_face_detector_model', () => faceapi.nets.tinyFaceDetector],
+  // The package's whole detection (pad, resize to 416, decode, threshold 0.5, NMS 0.4) on any size.
+  tiny_face_detector_detect: ['tiny_face_detector_model', () => faceapi.nets.tinyFaceDetector],
   ssd_mobilenetv1: ['ssd_mobilenetv1_model', () => faceapi.nets.ssdMobilenetv1],
 };
 
@@ -45,6 +47,13 @@ async function outputsOf(name, net, image) {
   }
   if (name === 'tiny_face_detector') {
     return { grid: net.forwardInput(input, image.shape[0]) };
+  }
+  if (name === 'tiny_face_detector_detect') {
+    // Up to 32 faces as rows x0, y0, x1, y1, score in pixels; -1 rows pad the rest.
+    const dets = await net.locateFaces(input, new faceapi.TinyFaceDetectorOptions({ inputSize: 416, scoreThreshold: 0.5 }));
+    const rows = dets.slice(0, 32).map((d) => [d.box.x, d.box.y, d.box.x + d.box.width, d.box.y + d.box.height, d.score]);
+    while (rows.length < 32) rows.push([-1, -1, -1, -1, -1]);
+    return { detections: tf.tensor2d(rows) };
   }
   if (name === 'ssd_mobilenetv1') {
     const { boxes, scores } = net.forwardInput(input);
