@@ -44,10 +44,6 @@ def _pad_same(x, kernel, stride, value=0.0):
 class _SameConv2d(nn.Conv2d):
     """A ``Conv2d`` with TensorFlow's 'same' padding (explicit, asymmetric at stride 2)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, groups=1, bias=True):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride,
-                         groups=groups, bias=bias)
-
     def forward(self, x):
         x = _pad_same(x, self.kernel_size[0], self.stride[0])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, 1, self.groups)
