@@ -118,7 +118,7 @@ def _frames(args):
 
     paths, _, _ = load_frames(args.data_home)
     picks = np.linspace(0, len(paths) - 1, args.n_parity).round().astype(int)
-    return [np.asarray(Image.open(paths[i]).convert("RGB")) for i in picks]
+    return [np.array(Image.open(paths[i]).convert("RGB")) for i in picks]
 
 
 def _square_inputs(frames):

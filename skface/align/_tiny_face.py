@@ -120,8 +120,11 @@ def _resize_bilinear(x, size):
     r0, r1, fr = taps(x.shape[1])
     c0, c1, fc = taps(x.shape[2])
     fc = fc.view(1, 1, -1, 1)
-    top = x[:, r0][:, :, c0] + (x[:, r0][:, :, c1] - x[:, r0][:, :, c0]) * fc
-    bottom = x[:, r1][:, :, c0] + (x[:, r1][:, :, c1] - x[:, r1][:, :, c0]) * fc
+    upper, lower = x.index_select(1, r0), x.index_select(1, r1)
+    left, right = upper.index_select(2, c0), upper.index_select(2, c1)
+    top = left + (right - left) * fc
+    left, right = lower.index_select(2, c0), lower.index_select(2, c1)
+    bottom = left + (right - left) * fc
     return top + (bottom - top) * fr.view(1, -1, 1, 1)
 
 
