@@ -26,9 +26,14 @@ LAYERS = [
     # estimators; parallel's embedding jobs load model files, the estimators'
     # fits use parallel's thread rule and data-parallel glue.
     ["skface._persist"],
+    # The face-api weights (download, checks, decoding): below the detectors and
+    # estimators built on them, above the safetensors writer they use.
+    ["skface.pretrained._tfjs", "skface.pretrained._faceapi"],
     ["skface.parallel"],
     ["skface.estimators"],
     ["skface.align"],
+    # Registered pretrained models: converted weights, estimators and aligners together.
+    ["skface.pretrained"],
     ["skface.train", "skface.demo"],
     ["skface.cli"],
     ["skface", "skface.__main__"],

@@ -38,10 +38,11 @@ FORMAT_VERSION = 2
 # other, so every file it writes loads.
 _ALLOWED = {
     # Every estimator class skface exports (skface._registry), and scikit-learn's
-    # FrozenEstimator around one.
+    # FrozenEstimator around one and Pipeline of them (a registered model is an
+    # aligner followed by its network).
     "estimator": frozenset(
         {f"{entry.module}:{entry.name}" for entry in ESTIMATORS}
-        | {"sklearn.frozen._frozen:FrozenEstimator"}
+        | {"sklearn.frozen._frozen:FrozenEstimator", "sklearn.pipeline:Pipeline"}
     ),
     # The skorch nets inside estimators: skface's FaceNet and its subclasses,
     # and skorch's own net classes.
@@ -185,6 +186,8 @@ def _digest(tensor):
     import torch
 
     flat = tensor.detach().contiguous().reshape(-1)
+    if flat.numel() == 0:  # an empty tensor's stride cannot be viewed as bytes
+        return hashlib.sha256(b"").hexdigest()
     return hashlib.sha256(flat.view(torch.uint8).numpy()).hexdigest()
 
 

@@ -133,14 +133,19 @@ def _cmd_models(args):
     from skface.models import cached_path, get_model_cache, get_model_info, list_models
 
     print(f"model cache: {get_model_cache()}")
-    rows = []
+    rows, details = [], []
     for name in list_models():
         source = get_model_info(name)
         if source.is_local:
             cached = "local"  # used where it is, never copied into the cache
         else:
             cached = "yes" if cached_path(name).is_file() else "no"
-        rows.append((name, source.location, source.sha256[:12], cached, source.description))
+        pin = "built" if source.is_built else source.sha256[:12]
+        rows.append((name, source.location, pin, cached, source.description))
+        lines = [(label, getattr(source, field)) for label, field in (
+            ("input", "input"), ("output", "output"), ("licence", "license"),
+            ("source", "homepage"), ("cite", "citation"))]
+        details.append((name, [(label, text) for label, text in lines if text]))
     if not rows:
         print("no models registered: packages add theirs under the 'skface.models' "
               "entry-point group.")
@@ -151,6 +156,14 @@ def _cmd_models(args):
     for name, location, sha, cached, description in rows:
         text = description if args.full or len(description) <= 60 else description[:57] + "..."
         print(f"{name:<{name_w}}  {location:<{source_w}}  {sha:<12}  {cached:<6}  {text}")
+    # Built models are converted at first use (sha256 "built"): their weights' provenance
+    # is what a user must know before using them.
+    for name, lines in details:
+        if lines:
+            print(f"\n{name}")
+            for label, text in lines:
+                shown = text if args.full or len(text) <= 100 else text[:97] + "..."
+                print(f"  {label + ':':<9}{shown}")
     return 0
 
 

@@ -21,6 +21,12 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "skface.models"
 
+# skface's own models, as pyproject.toml declares them; used only when the installed
+# metadata lacks them (an editable install older than the entry-point table).
+_BUILTIN = {
+    "faceapi_recognition": "skface.pretrained._recognition:FACEAPI_RECOGNITION",
+}
+
 # Names become folders of the cache, and file names files in it: neither may
 # climb out of the cache or hide as a dot-file.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
@@ -38,28 +44,40 @@ class UnknownModelError(FileNotFoundError, ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class ModelSource:
-    """Where a trained model file comes from, and the sha256 that pins it.
+    """Where a trained model file comes from, and what pins it.
 
     A plugin's entry point names a ``ModelSource`` (or a function returning
-    one, or a dict of its fields). Exactly one of ``url`` and ``path`` is
-    given; every field is keyword-only.
+    one, or a dict of its fields). Exactly one of ``url``, ``path`` and
+    ``build`` is given; every field is keyword-only.
 
     Parameters
     ----------
-    sha256 : str
+    sha256 : str, default=None
         The file's sha256, 64 hex digits (a ``"sha256:"`` prefix is
-        accepted). Every fetch checks it, local files included.
+        accepted); required with ``url`` and ``path``. Every fetch checks
+        it, local files included.
     url : str, default=None
         HTTP(S) address of the file. It is downloaded once into the model
         cache; ``SKFACE_MIRROR`` replaces it by ``<mirror>/<filename>``.
     path : str or path-like, default=None
         A local file (absolute, or relative to the working directory), used
         in place: it is verified, never copied.
+    build : callable, default=None
+        ``build(path, *, cache_home)`` writes the model file at ``path`` (a
+        model converted at first use from pinned downloads: the builder
+        pins and checks its own inputs, and writes through
+        :func:`skface.save`, whose file records every tensor's sha256).
+        Called once; later fetches find the file in the cache. Needs
+        ``filename``; ``sha256`` stays None, as the written file holds the
+        skface and torch versions that wrote it.
     description : str, default=""
         One line: what the model is and what it was trained on.
     filename : str, default=None
         Name of the file in the cache; default: the last part of ``url``
         (or of ``path``).
+    license, homepage, citation, input, output : str, default=""
+        Shown by ``skface models``: the weights' licence, where they come
+        from, what to cite, what the model takes and what it gives.
 
     Examples
     --------
@@ -69,23 +87,41 @@ class ModelSource:
     'dbn.skface'
     """
 
-    sha256: str
+    sha256: str = None
     url: str = None
     path: str = None
+    build: object = None
     description: str = ""
     filename: str = None
+    license: str = ""
+    homepage: str = ""
+    citation: str = ""
+    input: str = ""
+    output: str = ""
 
     def __post_init__(self):
         # Normalised here, so that every consumer sees one spelling of each field.
-        if (self.url is None) == (self.path is None):
+        given = [f for f in ("url", "path", "build") if getattr(self, f) is not None]
+        if len(given) != 1:
             raise ValueError(
-                f"A model source needs exactly one of url and path; got url={self.url!r}, "
-                f"path={self.path!r}."
+                f"A model source needs exactly one of url, path and build; got url={self.url!r}, "
+                f"path={self.path!r}, build={self.build!r}."
             )
-        digest = str(self.sha256).strip().lower().removeprefix("sha256:")
-        if not _SHA256.fullmatch(digest):
-            raise ValueError(f"sha256 must be 64 hex digits, got {self.sha256!r}.")
-        object.__setattr__(self, "sha256", digest)
+        if self.build is not None:
+            if not callable(self.build):
+                raise ValueError(f"build must be a callable build(path, *, cache_home), got "
+                                 f"{self.build!r}.")
+            if self.sha256 is not None:
+                raise ValueError("A built model source has no sha256: its builder pins its own "
+                                 "downloads; leave sha256 out.")
+            if not self.filename:
+                raise ValueError("A built model source needs filename=, the name of the file "
+                                 "it writes in the cache.")
+        else:
+            digest = str(self.sha256).strip().lower().removeprefix("sha256:")
+            if not _SHA256.fullmatch(digest):
+                raise ValueError(f"sha256 must be 64 hex digits, got {self.sha256!r}.")
+            object.__setattr__(self, "sha256", digest)
         if self.url is not None:
             scheme = urlsplit(str(self.url)).scheme
             if scheme not in ("http", "https", "ftp"):
@@ -94,7 +130,7 @@ class ModelSource:
                     "file as path= instead."
                 )
             object.__setattr__(self, "url", str(self.url))
-        else:
+        elif self.path is not None:
             object.__setattr__(self, "path", str(Path(self.path).expanduser()))
         filename = self.filename or _default_filename(self.url, self.path)
         if not filename or not _SAFE_NAME.fullmatch(filename):
@@ -103,7 +139,8 @@ class ModelSource:
                 f"got {filename!r}; pass filename= explicitly."
             )
         object.__setattr__(self, "filename", filename)
-        object.__setattr__(self, "description", " ".join(str(self.description).split()))
+        for text in ("description", "license", "homepage", "citation", "input", "output"):
+            object.__setattr__(self, text, " ".join(str(getattr(self, text)).split()))
 
     def __call__(self):
         # An entry point may name an instance directly: the registry calls each
@@ -116,8 +153,15 @@ class ModelSource:
         return self.path is not None
 
     @property
+    def is_built(self):
+        """Whether the file is written by ``build`` at first use."""
+        return self.build is not None
+
+    @property
     def location(self):
-        """The URL or the local path, for messages and listings."""
+        """The URL, the local path, or where the builder gets its weights, for listings."""
+        if self.is_built:
+            return self.homepage or _describe(self.build)
         return self.path if self.is_local else self.url
 
 
@@ -158,11 +202,11 @@ def _sources():
     source warns, naming itself, and is skipped.
     """
     global _resolved
-    plugins = load_group(ENTRY_POINT_GROUP, kind="model")
+    plugins = load_group(ENTRY_POINT_GROUP, kind="model", builtins=_BUILTIN)
     if _resolved[0] is plugins:
         return _resolved[1]
     found = {}
-    for name, plugin in plugins.items():
+    for name, plugin in sorted(plugins.items()):  # built-in fallbacks come last from load_group
         where = _describe(plugin)
         if not _SAFE_NAME.fullmatch(name):
             _warn(f"skface model plugin {name!r} ({where}) has a name that cannot be a "
@@ -263,7 +307,10 @@ def fetch_model(name, *, cache_home=None, progressbar=False):
     its sha256, from ``SKFACE_MIRROR`` when that is set, into
     ``<cache home>/models/<name>/``. A later call finds it there and
     downloads nothing (the file's sha256 is checked again). A local source
-    is checked against its sha256 and returned where it is.
+    is checked against its sha256 and returned where it is. A built source
+    (a model converted at first use) is written there once by its builder,
+    which downloads and checks its own pinned inputs; :func:`skface.load`
+    then checks every tensor against the sha256 the file records.
 
     Parameters
     ----------
@@ -293,6 +340,12 @@ def fetch_model(name, *, cache_home=None, progressbar=False):
     path = cached_path(name, cache_home=cache_home)
     if source.is_local:
         _check_local(name, source, path)
+        return path
+    if source.is_built:
+        if not path.is_file():
+            # The builder writes through skface.save (atomic): an interrupted or failed
+            # build leaves no file, and the next fetch builds again.
+            source.build(path, cache_home=cache_home)
         return path
     from .datasets._download import download  # deferred: pooch is imported only here
 

@@ -13,7 +13,7 @@ from .._warnings import warn_at_caller
 from ._backends import get_detector
 from ._detector import FaceDetector, _check_fit_input
 from ._images import read_image_list, restore_images
-from ._templates import ALIGN_68, template_points
+from ._templates import TEMPLATES, align_indices, template_points
 
 __all__ = ["FaceAligner", "NoFaceError", "similarity_matrix"]
 
@@ -145,6 +145,13 @@ class FaceAligner(TransformerMixin, BaseEstimator):
         of its side on each side: 0 crops as tightly as OpenFace does, and
         as UTKFace's released chips are framed (their median, measured
         through MTCNN's points, is -0.01); 0.25 keeps some hair and the ears.
+    template : {"openface", "dlib"}, default="openface"
+        The mean face the landmarks are warped onto (see
+        :func:`template_points`): OpenFace's, or dlib's, whose face box
+        spans brows to mouth (``size=150, padding=0.25`` gives dlib's face
+        chips, which dlib's ResNet face descriptor was trained on). With a
+        68-point model, dlib's template fits points 27-54 and 60-64, as dlib
+        does.
     no_face : {"center", "raise"}, default="center"
         When the detector finds no face in an image: "center" crops the
         centre square instead, gives one warning per call saying how many
@@ -182,11 +189,12 @@ class FaceAligner(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, detector=None, landmarks="auto", *, size=96, padding=0.0,
-                 no_face="center", image_shape=None):
+                 template="openface", no_face="center", image_shape=None):
         self.detector = detector
         self.landmarks = landmarks
         self.size = size
         self.padding = padding
+        self.template = template
         self.no_face = no_face
         self.image_shape = image_shape
 
@@ -200,6 +208,7 @@ class FaceAligner(TransformerMixin, BaseEstimator):
         check_number("size", self.size, numbers.Integral, low=8)
         check_number("padding", self.padding, low=0, high=2, high_inclusive=True)
         check_choice("no_face", self.no_face, _NO_FACE)
+        check_choice("template", self.template, TEMPLATES)
         detector = FaceDetector() if self.detector is None else self.detector
         if not isinstance(detector, FaceDetector):
             raise TypeError(
@@ -375,14 +384,14 @@ class FaceAligner(TransformerMixin, BaseEstimator):
             for i, det in enumerate(detections):
                 if found[i]:
                     points[i] = det.landmarks[0]
-            return points, template_points(5, self.size, self.padding), slice(None)
+            return points, self._template(5), slice(None)
         if self.landmarks_ == "box":
             # The box as the template's face box (a square around it).
             points = np.full((n, 2, 2), np.nan)
             for i in np.flatnonzero(found):
                 points[i] = _box_frame(boxes[i], 1.0, 0.0)
-            tpl = template_points(68, self.size, self.padding)
-            return points, np.array([tpl.min(axis=0), tpl.max(axis=0)]), slice(None)
+            tpl = self._template(68)
+            return points, np.array([np.nanmin(tpl, axis=0), np.nanmax(tpl, axis=0)]), slice(None)
         points = np.full((n, 68, 2), np.nan)
         index = np.flatnonzero(found)
         if len(index):
@@ -395,7 +404,10 @@ class FaceAligner(TransformerMixin, BaseEstimator):
                 for p in first
             ]
             points[index] = self._predict_points(batch, index, frames)
-        return points, template_points(68, self.size, self.padding), ALIGN_68
+        return points, self._template(68), align_indices(self.template)
+
+    def _template(self, n_points):
+        return template_points(n_points, self.size, self.padding, self.template)
 
     def _predict_points(self, batch, index, frames):
         """The regressor's 68 points of each framed face, in pixels of its image."""

@@ -1,8 +1,8 @@
-"""Where the face's landmarks sit in an aligned crop: OpenFace's 68-point template and its 5 points."""
+"""Where the face's landmarks sit in an aligned crop: OpenFace's and dlib's mean faces, 68 points and 5."""
 
 import numpy as np
 
-__all__ = ["FIVE_POINTS", "template_points"]
+__all__ = ["FIVE_POINTS", "TEMPLATES", "template_points"]
 
 # OpenFace's mean face (align_dlib.py, Apache 2.0): the 68 iBUG points of many
 # dlib-aligned faces, (x, y), scaled so that the points span [0, 1] (MINMAX).
@@ -44,6 +44,34 @@ _OPENFACE_68 = np.array([
 ])
 _OPENFACE_68 = (_OPENFACE_68 - _OPENFACE_68.min(0)) / np.ptp(_OPENFACE_68, axis=0)
 
+# dlib's mean face (get_face_chip_details in dlib/image_transforms/interpolation.h, Boost
+# licence): points 17-67 (no jaw line), (x, y), spanning [0, 1] as dlib gives them. dlib's
+# face chips (150x150, padding 0.25), on which its ResNet face descriptor was trained, are
+# framed on it.
+_DLIB_X = (
+    0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124,
+    0.904991, 0.98004, 0.490127, 0.490127, 0.490127, 0.490127, 0.36688, 0.426036,
+    0.490127, 0.554217, 0.613373, 0.121737, 0.187122, 0.265825, 0.334606, 0.260918,
+    0.182743, 0.645647, 0.714428, 0.793132, 0.858516, 0.79751, 0.719335, 0.254149,
+    0.340985, 0.428858, 0.490127, 0.551395, 0.639268, 0.726104, 0.642159, 0.556721,
+    0.490127, 0.423532, 0.338094, 0.290379, 0.428096, 0.490127, 0.552157, 0.689874,
+    0.553364, 0.490127, 0.42689,
+)
+_DLIB_Y = (
+    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891,
+    0.0187482, 0.038915, 0.106454, 0.203352, 0.307009, 0.409805, 0.515625, 0.587326,
+    0.609345, 0.628106, 0.609345, 0.587326, 0.216423, 0.178758, 0.179852, 0.231733,
+    0.245099, 0.244077, 0.231733, 0.179852, 0.178758, 0.216423, 0.244077, 0.245099,
+    0.780233, 0.745405, 0.727388, 0.742578, 0.727388, 0.745405, 0.780233, 0.864805,
+    0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746, 0.785343, 0.778746,
+    0.784792, 0.824182, 0.831803, 0.824182,
+)
+# In the 68-point layout; dlib has no jaw line, so points 0-16 are NaN.
+_DLIB_68 = np.full((68, 2), np.nan)
+_DLIB_68[17:] = np.column_stack([_DLIB_X, _DLIB_Y])
+
+TEMPLATES = ("openface", "dlib")
+
 # The five points MTCNN gives, in the 68-point layout: the eye centres (mean of
 # each eye's six points), the nose tip and the mouth corners. Left and right are
 # the image's (the subject's right eye is on the image's left).
@@ -53,6 +81,14 @@ _FIVE_FROM_68 = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47), (30,), (48,
 # The 68 points fitted when aligning on 68: brows, nose, eyes and mouth. The jaw
 # line (0-16) moves with head turn and expression more than the face's frame.
 ALIGN_68 = np.arange(17, 68)
+# dlib fits its chips on the nose, eyes and upper lip only (27-54 and 60-64): the brows
+# and the lower lip move with expression.
+ALIGN_68_DLIB = np.r_[27:55, 60:65]
+
+
+def align_indices(template):
+    """The 68-point indices a template's 68-point alignment fits."""
+    return ALIGN_68_DLIB if template == "dlib" else ALIGN_68
 
 
 def five_from_68(points):
@@ -70,7 +106,7 @@ def five_from_68(points):
     return np.stack([points[..., list(idx), :].mean(axis=-2) for idx in _FIVE_FROM_68], axis=-2)
 
 
-def template_points(n_points, size, padding):
+def template_points(n_points, size, padding, template="openface"):
     """The template's landmarks in pixels of an aligned ``size x size`` crop.
 
     Parameters
@@ -83,12 +119,25 @@ def template_points(n_points, size, padding):
         on each side: 0 puts the outermost points (jaw, brows) on the crop's
         edges, as OpenFace does; 0.25 leaves a quarter of the face's size of
         background (hair, ears) around it.
+    template : {"openface", "dlib"}, default="openface"
+        Whose mean face: OpenFace's (its box spans jaw to brows), or dlib's
+        (points 17-67, its box spans brows to mouth; with ``size=150,
+        padding=0.25`` these are dlib's face chips, as its ResNet face
+        descriptor expects them).
 
     Returns
     -------
     points : ndarray of shape (n_points, 2)
         (x, y) in pixels, the crop spanning [0, size] (the top-left pixel's
-        centre at (0.5, 0.5)), as skface's keypoints are.
+        centre at (0.5, 0.5)), as skface's keypoints are. dlib's 68 points
+        0-16 (the jaw line, which it does not have) are NaN.
     """
-    unit = _OPENFACE_68 if n_points == 68 else five_from_68(_OPENFACE_68)
-    return (unit + padding) / (1 + 2 * padding) * size
+    if template not in TEMPLATES:
+        raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}.")
+    mean = _OPENFACE_68 if template == "openface" else _DLIB_68
+    unit = mean if n_points == 68 else five_from_68(mean)
+    points = (unit + padding) / (1 + 2 * padding) * size
+    if template == "dlib":
+        # dlib puts pixel centres on integer coordinates; skface on half-integers.
+        points = points + 0.5
+    return points

@@ -424,17 +424,68 @@ class CenterLossEmbedder(
         self.test_flip_ = bool(self.test_flip)
         return self
 
+    @classmethod
+    def from_backbone_weights(cls, state_dict, *, image_shape, mean, std, **params):
+        """A fitted embedder of a pretrained backbone, with no training identities yet.
+
+        What :func:`skface.load` gives for a registered recognition model:
+        :meth:`transform` embeds with the backbone as it was trained, and a
+        ``fit`` with ``warm_start=True`` fine-tunes it on new identities
+        (their head rows and centers are added; the backbone goes on from
+        the pretrained weights).
+
+        Parameters
+        ----------
+        state_dict : dict of str to torch.Tensor
+            The backbone's weights; loaded strictly.
+        image_shape : tuple of int (H, W, C)
+            The input the backbone was trained on.
+        mean, std : sequence of float, one per channel
+            The backbone's own input standardisation, on the [0, 1] scale
+            (images are ``(x - mean) / std`` before the backbone).
+        **params
+            Constructor parameters (``backbone`` included).
+
+        Returns
+        -------
+        embedder : CenterLossEmbedder
+            Fitted: ``classes_`` and ``centers_`` are empty.
+        """
+        est = cls(**params)
+        backbone_params = est._check_params()
+        est.device_ = est._check_common_params()
+        height, width, channels = image_shape
+        # The shape and scale transform() checks come from a probe image, as fit's would.
+        est._validate_images(np.zeros((1, height, width, channels), dtype=np.uint8), reset=True)
+        images = np.zeros((1, channels, height, width), dtype=np.float32)
+        (net_seed,) = est._seeds(1)
+        with seeded(net_seed, est.device_):
+            net, dim = est._build_net(images, 0, backbone_params, net_seed, stats=(mean, std))
+        try:
+            net.module_.backbone.load_state_dict(state_dict, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"The weights do not fit backbone {est.backbone!r}: {exc}") from None
+        est.net_, est.classes_, est.embedding_dim_ = net, np.array([]), dim
+        est.centers_ = net.criterion_.center_loss.centers.detach().cpu().numpy().copy()
+        est.crop_size_ = est.crop_size
+        est.test_flip_ = bool(est.test_flip)
+        return est
+
     def _schedule(self):
         # Momentum stays as the user set it: cycling it would override momentum=0.
         return [one_cycle(cycle_momentum=False)] if self.lr_schedule == "onecycle" else []
 
-    def _build_net(self, images, n_classes, backbone_params, seed):
-        """An initialised net for ``n_classes`` identities, and the embedding size."""
+    def _build_net(self, images, n_classes, backbone_params, seed, stats=None):
+        """An initialised net for ``n_classes`` identities, and the embedding size.
+
+        ``stats``: the input standardisation ``(mean, std)`` per channel, when
+        it is the backbone's own (a pretrained one) rather than the data's.
+        """
         channels = images.shape[1]
         backbone = dict(backbone=self.backbone, in_channels=channels,
                         embedding_dim=self.embedding_dim, backbone_params=backbone_params)
         dim = self._probe_dim(backbone, images)
-        mean, std = channel_stats(images)
+        mean, std = channel_stats(images) if stats is None else map(np.asarray, stats)
         net = self._make_net(
             _EmbeddingModule,
             desc="CenterLossEmbedder",
@@ -493,7 +544,8 @@ class CenterLossEmbedder(
         net = self.net_
         new = np.setdiff1d(np.unique(y), self.classes_)
         if len(new):
-            self.classes_ = np.concatenate([self.classes_, new])
+            # A pretrained embedder has no identities yet: its classes_ take y's dtype.
+            self.classes_ = np.concatenate([self.classes_, new]) if len(self.classes_) else new
             net.module_.head.add_classes(len(new))
             net.criterion_.center_loss.add_classes(len(new))
             # Kept in step so that the net's parameters describe its modules: the

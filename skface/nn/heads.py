@@ -42,7 +42,10 @@ class ScaledLinearHead(nn.Module):
 
     @staticmethod
     def _init(weight, bias):
-        # nn.Linear's initialisation.
+        # nn.Linear's initialisation. A head with no classes yet (a pretrained
+        # embedder before fine-tuning) has nothing to initialise.
+        if weight.numel() == 0:
+            return
         nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
         if bias is not None:
             bound = 1 / math.sqrt(weight.shape[1])
