@@ -117,11 +117,133 @@ def lfw_part(args, model, device):
     np.savez(args.cache, files=files, chips=chips, found=found)  # reused by --parts finetune
 
 
+def flip_part(args, model, device):
+    """View 2 and View 1 from the lfw part's cached chips, each descriptor averaged with its mirror's."""
+    from skface.metrics import pair_scores
+
+    data = np.load(args.cache)
+    files, chips = data["files"], data["chips"]
+    index = {f: i for i, f in enumerate(files)}
+    embedder = model[-1].estimator
+    start = time.perf_counter()
+    plain = embedder.transform(chips)
+    flipped = embedder.transform(chips[:, :, ::-1])
+    seconds = time.perf_counter() - start
+    both = plain + flipped
+    both /= np.linalg.norm(both, axis=1, keepdims=True)
+    for view, subset in (("view2", "10_folds"), ("view1", "dev_test")):
+        paths, target, folds = _pairs(args, subset)
+        idx = np.vectorize(index.get)(paths)
+        acc, std, auc = _verify(pair_scores(both[idx[:, 0]], both[idx[:, 1]]), target,
+                                folds if view == "view2" else None)
+        base, _, _ = _verify(pair_scores(plain[idx[:, 0]], plain[idx[:, 1]]), target,
+                             folds if view == "view2" else None)
+        emit(BENCH, f"lfw_{view}_aligned_flip", round(acc, 4), "accuracy", device=device,
+             baseline=round(base, 4), std=round(std, 4), roc_auc=round(auc, 4),
+             config={"model": MODEL, "n_pairs": len(target), "descriptor": "mean of the chip's and "
+                     "its mirror image's, renormalised", "embed_s": round(seconds, 1)})
+
+
+def _chips_for(model, files, cache):
+    """Aligned chips of ``files``: from the lfw part's cache where there, aligned here otherwise."""
+    have = {}
+    if Path(cache).exists():
+        data = np.load(cache)
+        have = {f: i for i, f in enumerate(data["files"])}
+        cached_chips, cached_found = data["chips"], data["found"]
+    missing = [f for f in files if f not in have]
+    new_chips, new_found, seconds = (_aligned_files(model, missing) if missing
+                                     else (np.empty((0, 150, 150, 3), np.uint8), np.empty(0, bool), 0.0))
+    new_index = {f: i for i, f in enumerate(missing)}
+    chips = np.stack([cached_chips[have[f]] if f in have else new_chips[new_index[f]] for f in files])
+    found = np.array([cached_found[have[f]] if f in have else new_found[new_index[f]] for f in files])
+    return chips, found, seconds
+
+
+def _small(chips, side=64):
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(c).resize((side, side), Image.BILINEAR))
+                     for c in chips])
+
+
+def finetune_part(args, model, device):
+    """Fine-tune on View 1 dev_train, View 1 before/after; identification of people with >= 10 images."""
+    import copy
+
+    from sklearn.svm import LinearSVC
+
+    from skface.datasets import fetch_lfw_people
+    from skface.estimators import CenterLossEmbedder
+    from skface.metrics import pair_scores
+
+    folder = Path(args.data_home) / "lfw" / "lfw-deepfunneled"
+
+    def capped(subset, cap):
+        # Up to `cap` images of each person with at least 10 (a CPU-sized fine-tuning set).
+        found = fetch_lfw_people(data_home=args.data_home, subset=subset, min_faces_per_person=10,
+                                 resize=0.1)
+        target = np.asarray(found.target)
+        keep = np.concatenate([np.flatnonzero(target == t)[:cap] for t in np.unique(target)])
+        return [str(folder / f) for f in np.asarray(found.filenames)[keep]], target[keep]
+
+    train_files, train_y = capped("dev_train", args.ft_per_person)
+    train_chips, train_found, s1 = _chips_for(model, train_files, args.cache)
+    pair_paths, pair_target, _ = _pairs(args, "dev_test")
+    pair_chips, _, s2 = _chips_for(model, list(pair_paths.ravel()), args.cache)
+    # Identification: View 1 dev_test people with >= 10 images (none of them seen by the
+    # fine-tuning), their first 5 images to train a linear SVC, the next 5 to test.
+    id_files, id_y = capped("dev_test", 10)
+    id_chips, _, s3 = _chips_for(model, id_files, args.cache)
+    id_train = np.concatenate([np.arange(np.sum(id_y == t)) for t in np.unique(id_y)]) < 5
+    pretrained = model[-1].estimator
+    tuned = copy.deepcopy(pretrained).set_params(
+        warm_start=True, max_epochs=args.ft_epochs, lr=args.ft_lr, batch_size=32,
+        lambda_center=0.01, weight_decay=5e-4, flip=True, device=device, random_state=0)
+    start = time.perf_counter()
+    tuned.fit(train_chips, train_y)
+    ft_s = time.perf_counter() - start
+    scratch = CenterLossEmbedder("small_cnn", backbone_params={"width": 32}, max_epochs=args.scratch_epochs,
+                                 batch_size=128, lr=0.1, device=device, random_state=0, verbose=0)
+    start = time.perf_counter()
+    scratch.fit(_small(train_chips), train_y)
+    scratch_s = time.perf_counter() - start
+    n = len(pair_target)
+    view1, ident = {}, {}
+    for name, emb, prep in (("pretrained", pretrained, lambda c: c), ("fine_tuned", tuned, lambda c: c),
+                            ("scratch_small_cnn", scratch, _small)):
+        scores = pair_scores(emb.transform(prep(pair_chips)).reshape(n, 2, -1))
+        acc, std, auc = _verify(scores, pair_target)
+        view1[name] = acc
+        emit(BENCH, f"lfw_view1_{name}", round(acc, 4), "accuracy", device=device,
+             baseline=view1.get("pretrained") if name != "pretrained" else None,
+             std=round(std, 4), roc_auc=round(auc, 4),
+             config={"fine_tune": f"{args.ft_epochs} epoch(s), lr {args.ft_lr}, center loss 0.01, "
+                                  f"{len(train_chips)} dev_train chips, {len(np.unique(train_y))} people, "
+                                  f"{round(ft_s, 1)} s" if name == "fine_tuned" else None,
+                     "scratch": f"small_cnn width 32 on 64 px chips, {args.scratch_epochs} epochs, "
+                                f"{round(scratch_s, 1)} s" if name.startswith("scratch") else None,
+                     "threshold": "10-fold CV inside pairsDevTest"})
+        desc = emb.transform(prep(id_chips))
+        svc = LinearSVC(C=1.0).fit(desc[id_train], id_y[id_train])
+        ident[name] = float(svc.score(desc[~id_train], id_y[~id_train]))
+        emit(BENCH, f"lfw_identification_{name}", round(ident[name], 4), "accuracy", device=device,
+             baseline=ident.get("pretrained") if name != "pretrained" else None,
+             config={"people": int(len(np.unique(id_y))), "train": "5 images each",
+                     "test": int((~id_train).sum()), "classifier": "LinearSVC(C=1) on descriptors"})
+    emit(BENCH, "finetune_align_s", round(s1 + s2 + s3, 1), "s", device=device,
+         not_found_train=int((~train_found).sum()))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--parts", nargs="+", default=["lfw"], choices=["lfw", "finetune"])
+    parser.add_argument("--parts", nargs="+", default=["lfw"], choices=["lfw", "flip", "finetune"])
     parser.add_argument("--data-home", default=default_data_home())
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ft-epochs", type=int, default=2)
+    parser.add_argument("--ft-per-person", type=int, default=10)
+    parser.add_argument("--ft-lr", type=float, default=0.005)
+    parser.add_argument("--scratch-epochs", type=int, default=15)
     parser.add_argument("--cache", default="/tmp/skface_bench_pretrained_chips.npz",
                         help="where the lfw part keeps the aligned chips (scratch, never committed)")
     args = parser.parse_args()
@@ -130,6 +252,10 @@ def main():
     model = skface.load(MODEL, device=args.device)
     if "lfw" in args.parts:
         lfw_part(args, model, args.device)
+    if "flip" in args.parts:
+        flip_part(args, model, args.device)
+    if "finetune" in args.parts:
+        finetune_part(args, model, args.device)
 
 
 if __name__ == "__main__":

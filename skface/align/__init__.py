@@ -3,13 +3,12 @@
 from ._aligner import FaceAligner, NoFaceError, similarity_matrix
 from ._backends import DetectorBackend, list_detectors
 from ._detector import Detections, FaceDetector
-from ._templates import FIVE_POINTS, TEMPLATES, template_points
+from ._templates import FIVE_POINTS, template_points
 
 __all__ = [
     "DetectorBackend",
     "Detections",
     "FIVE_POINTS",
-    "TEMPLATES",
     "FaceAligner",
     "FaceDetector",
     "NoFaceError",
