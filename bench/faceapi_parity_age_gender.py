@@ -49,9 +49,11 @@ from _faceapi_js import reference  # noqa: E402
 
 from skface.nn.faceapi_age_gender import AgeGenderNet, state_dict_from_tfjs  # noqa: E402
 from skface.pretrained._faceapi import faceapi_weights  # noqa: E402
+sys.path.insert(0, str(HERE.parent))  # tests/, for the fixture format
+from tests._faceapi_fixture import save_fixture  # noqa: E402
 
 BENCH = "faceapi_parity_age_gender"
-FIXTURE = HERE.parent / "tests" / "data" / "faceapi" / "age_gender_reference.npz"
+FIXTURE = HERE.parent / "tests" / "data" / "faceapi" / "age_gender_reference.json"
 TESTS = HERE.parent / "tests" / "test_faceapi_age_gender.py"
 _NAME = re.compile(r"^(\d+)_([01])_\d_\d+\.jpg\.chip\.jpg$")
 
@@ -122,7 +124,7 @@ def write_fixture(seed, n):
     images = tests.synthetic_faces(seed, n)
     js = reference("age_gender", images)
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
+    save_fixture(
         FIXTURE, seed=seed, n=n, size=images.shape[1],
         recipe="tests/test_faceapi_age_gender.py::synthetic_faces(seed, n, size)",
         age=js["age"].astype(np.float32), gender=js["gender"].astype(np.float32),
@@ -186,7 +188,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--accuracy", action="store_true", help="also score every UTKFace face")
     parser.add_argument("--write-fixture", action="store_true",
-                        help="write tests/data/faceapi/age_gender_reference.npz and stop")
+                        help="write tests/data/faceapi/age_gender_reference.json and stop")
     parser.add_argument("--fixture-n", type=int, default=8)
     args = parser.parse_args(argv)
     if args.write_fixture:

@@ -55,10 +55,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from _common import default_data_home, emit  # noqa: E402
+from tests._faceapi_fixture import save_fixture  # noqa: E402
 
 BENCH = "faceapi_parity_landmarks"
 SIZE = 112
-FIXTURE = HERE.parent / "tests" / "data" / "faceapi" / "landmark68_reference.npz"
+FIXTURE = HERE.parent / "tests" / "data" / "faceapi" / "landmark68_reference.json"
 FIXTURE_SEED, FIXTURE_N = 0, 8
 
 
@@ -101,7 +102,7 @@ def fixture_part(args, device):
     images = synthetic_faces(FIXTURE_SEED, FIXTURE_N)
     js, raw = _js_points(images)
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(FIXTURE, points=js.astype(np.float32), seed=FIXTURE_SEED, n=FIXTURE_N,
+    save_fixture(FIXTURE, points=js.astype(np.float32), seed=FIXTURE_SEED, n=FIXTURE_N,
                         recipe=SYNTHETIC_RECIPE,
                         inputs_sha256=hashlib.sha256(images.tobytes()).hexdigest(),
                         tfjs=str(raw["tfjs"]), package="@vladmandic/face-api 1.7.15")

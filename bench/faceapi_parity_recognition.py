@@ -40,9 +40,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 from _common import default_data_home, emit as common_emit  # noqa: E402
+from tests._faceapi_fixture import save_fixture  # noqa: E402
 
 BENCH = "faceapi_parity_recognition"
-FIXTURE = ROOT / "tests" / "data" / "faceapi" / "recognition_reference.npz"
+FIXTURE = ROOT / "tests" / "data" / "faceapi" / "recognition_reference.json"
 
 
 def lfw_faces(data_home, n_images, crop):
@@ -95,7 +96,7 @@ def write_fixture(path=FIXTURE):
     images = synthetic_faces(SEED, N_IMAGES)
     ref = reference("recognition", images)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
+    save_fixture(
         path,
         descriptors=ref["output"].astype(np.float32),
         seed=np.int64(SEED),

@@ -46,10 +46,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 from _common import default_data_home, emit  # noqa: E402
+from tests._faceapi_fixture import save_fixture  # noqa: E402
 
 BENCH = "faceapi_parity_tiny_detector"
 SIZE = 416
-FIXTURE = HERE.parent / "tests" / "data" / "faceapi" / "tiny_face_detector_reference.npz"
+FIXTURE = HERE.parent / "tests" / "data" / "faceapi" / "tiny_face_detector_reference.json"
 FIXTURE_SEED = 0
 # (side, count) of the synthetic fixture images: the package's default, and a small side whose
 # first pool, like 416's second, meets an odd size.
@@ -106,7 +107,7 @@ def fixture_part(args, device):
              n_torch=len(boxes))
     out["astronaut_detections"] = np.stack(dets).astype(np.float32)
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(FIXTURE, **out)
+    save_fixture(FIXTURE, **out)
     emit(BENCH, "fixture_bytes", FIXTURE.stat().st_size, "bytes", device=device,
          config={"path": str(FIXTURE.relative_to(HERE.parent))})
 

@@ -8,8 +8,9 @@ import torch
 
 from skface.nn import faceapi_age_gender
 from skface.nn.faceapi_age_gender import GENDER_COLUMNS, AgeGenderNet, state_dict_from_tfjs
+from tests._faceapi_fixture import load_fixture
 
-FIXTURE = Path(__file__).resolve().parent / "data" / "faceapi" / "age_gender_reference.npz"
+FIXTURE = Path(__file__).resolve().parent / "data" / "faceapi" / "age_gender_reference.json"
 # Measured against the JS package on the fixture's inputs: 1e-5 years and
 # 2e-7 in probability (float32 rounding); a wrong layer is off by whole years.
 AGE_ATOL = 1e-3
@@ -66,8 +67,7 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reference():
-    with np.load(FIXTURE) as data:
-        return {key: data[key] for key in data.files}
+    return load_fixture(FIXTURE)
 
 
 @pytest.fixture
@@ -95,10 +95,10 @@ def test_synthetic_faces_seeded_same_images():
 
 def test_fixture_holds_outputs_only_small():
     assert FIXTURE.stat().st_size < 10_000
-    with np.load(FIXTURE) as data:
-        assert set(data.files) >= {"seed", "n", "size", "age", "gender", "tfjs", "package"}
-        assert data["age"].shape == (int(data["n"]),)
-        assert data["gender"].shape == (int(data["n"]), 2)
+    data = load_fixture(FIXTURE)
+    assert set(data) >= {"seed", "n", "size", "age", "gender", "tfjs", "package"}
+    assert data["age"].shape == (int(data["n"]),)
+    assert data["gender"].shape == (int(data["n"]), 2)
 
 
 def test_age_gender_net_synthetic_faces_match_javascript(net, reference):

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 
 from skface.nn import faceapi_landmarks
 from skface.nn.faceapi_landmarks import FaceLandmark68Net, state_dict_from_tfjs
+from tests._faceapi_fixture import load_fixture
 
-FIXTURE = Path(__file__).parent / "data" / "faceapi" / "landmark68_reference.npz"
+FIXTURE = Path(__file__).parent / "data" / "faceapi" / "landmark68_reference.json"
 # Parity bound on the outputs (fractions of the 112-pixel side; 1e-4 is 0.011 pixel).
 # Measured: 1.8e-7 (bench/faceapi_parity_landmarks.py --write-fixture prints it).
 TOLERANCE = 1e-4
@@ -66,7 +67,7 @@ def net(weights):
 
 @pytest.fixture(scope="module")
 def reference():
-    data = np.load(FIXTURE)
+    data = load_fixture(FIXTURE)
     assert str(data["recipe"]) == SYNTHETIC_RECIPE
     images = synthetic_faces(int(data["seed"]), int(data["n"]))
     # The inputs are regenerated, not stored: their digest pins the recipe.

@@ -13,8 +13,9 @@ from skface.nn.faceapi_resnet import (
     _tfjs_names,
     state_dict_from_tfjs,
 )
+from tests._faceapi_fixture import load_fixture
 
-FIXTURE = Path(__file__).parent / "data" / "faceapi" / "recognition_reference.npz"
+FIXTURE = Path(__file__).parent / "data" / "faceapi" / "recognition_reference.json"
 # The fixture's inputs: 4 synthetic 150x150 images from this seed (see synthetic_faces).
 SEED, N_IMAGES = 0, 4
 # The port and tfjs differ only by float32 summation order: 3e-7 abs (descriptor
@@ -102,7 +103,7 @@ def pretrained(tfjs_weights):
 
 @pytest.fixture(scope="module")
 def reference():
-    data = np.load(FIXTURE)
+    data = load_fixture(FIXTURE)
     assert int(data["seed"]) == SEED and int(data["n_images"]) == N_IMAGES
     return data
 

@@ -13,8 +13,9 @@ from skface.nn.faceapi_tiny_detector import (
     decode_grid,
     state_dict_from_tfjs,
 )
+from tests._faceapi_fixture import load_fixture
 
-FIXTURE = Path(__file__).parent / "data" / "faceapi" / "tiny_face_detector_reference.npz"
+FIXTURE = Path(__file__).parent / "data" / "faceapi" / "tiny_face_detector_reference.json"
 # scikit-image's bundled astronaut photo, whole and cut to non-square shapes (rows, cols).
 ASTRONAUT_CROPS = (
     (slice(None), slice(None)),
@@ -66,7 +67,7 @@ def net(weights):
 
 @pytest.fixture(scope="module")
 def reference():
-    return dict(np.load(FIXTURE))
+    return load_fixture(FIXTURE)
 
 
 def _grid(model, images):
